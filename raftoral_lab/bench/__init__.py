@@ -1,0 +1,1 @@
+"""Benchmarks behind `raftoral-lab bench`: every figure beside a baseline taken in the same run."""

@@ -1,0 +1,108 @@
+"""One Raft group on one node: the Ready loop in the order the persistence contract needs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from raftoral_lab.core import ConfChange, RaftConfig, RawNode, Ready, Storage
+from raftoral_lab.errors import ProposalDropped
+from raftoral_lab.node.state_machine import StateMachine
+from raftoral_lab.transport.base import Transport
+
+EventSink = Callable[[int, str, dict[str, Any]], None]
+"""`sink(group, kind, fields)`: the node turns it into a typed event."""
+
+
+class Group:
+    def __init__(
+        self,
+        node_id: int,
+        group: int,
+        storage: Storage,
+        state_machine: StateMachine,
+        transport: Transport,
+        config: RaftConfig,
+        emit: EventSink,
+        *,
+        compact_every: int | None = None,
+    ) -> None:
+        self.id = group
+        self.storage = storage
+        self.state_machine = state_machine
+        self.transport = transport
+        self.emit = emit
+        self.compact_every = compact_every
+        state = storage.load()
+        # A durable state machine says how far it got, so a restart re-applies nothing twice.
+        # It is restored from the snapshot only when it is behind it: restoring one that is
+        # ahead (every bootstrapped node has a snapshot at index 1) would wipe what it holds.
+        applied: int | None = getattr(state_machine, "applied_index", None)
+        if state.snapshot is not None and (applied is None or applied < state.snapshot.meta.index):
+            state_machine.restore(state.snapshot.data)
+            applied = None  # the core starts applying after the snapshot
+        self.raft = RawNode(node_id, state, config, group=group, applied_index=applied)
+        self._waiting: dict[int, tuple[int, asyncio.Future[object]]] = {}  # index -> (term, fut)
+
+    def propose(self, data: bytes) -> asyncio.Future[object]:
+        """Propose on this (leader) node; the future resolves with the state machine's answer."""
+        return self._wait_for(self.raft.propose(data))
+
+    def propose_conf_change(self, change: ConfChange) -> asyncio.Future[object]:
+        """Propose a membership change; the future resolves once it is applied here."""
+        return self._wait_for(self.raft.propose_conf_change(change))
+
+    def _wait_for(self, index: int) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._waiting[index] = (self.raft.term, future)
+        return future
+
+    def process_ready(self) -> bool:
+        """Do one Ready if there is one: persist, send, apply, advance. True if it did."""
+        raft = self.raft
+        if not raft.has_ready():
+            return False
+        rd: Ready = raft.ready()
+        self.storage.persist(rd)
+        if rd.messages or rd.persisted_messages:
+            self.transport.send(rd.messages + rd.persisted_messages)
+        if rd.snapshot is not None:
+            self.state_machine.restore(rd.snapshot.data)
+            self._fail_waiting_up_to(rd.snapshot.meta.index)
+        for entry in rd.committed_entries:
+            result = self.state_machine.apply(entry)
+            waiting = self._waiting.pop(entry.index, None)
+            if waiting is not None and not waiting[1].done():
+                term, future = waiting
+                if term == entry.term:
+                    future.set_result(result)
+                else:
+                    future.set_exception(
+                        ProposalDropped(
+                            f"the entry proposed at index {entry.index} was replaced by a new "
+                            "leader's; propose again"
+                        )
+                    )
+        raft.advance(rd)
+        for trace in rd.trace:
+            self.emit(self.id, trace.kind, trace.fields)
+        every = self.compact_every
+        if every is not None and raft.applied_index - raft.log.offset >= every:
+            self.storage.compact(raft.compact(self.state_machine.snapshot()))
+        return True
+
+    def _fail_waiting_up_to(self, index: int) -> None:
+        """Proposals covered by a snapshot from another leader were not ours to answer."""
+        for waiting_index in [i for i in self._waiting if i <= index]:
+            _, future = self._waiting.pop(waiting_index)
+            if not future.done():
+                future.set_exception(
+                    ProposalDropped(f"index {waiting_index} was settled by a snapshot; check state")
+                )
+
+    def fail_all(self, error: BaseException) -> None:
+        for _, future in self._waiting.values():
+            if not future.done():
+                future.set_exception(error)
+        self._waiting.clear()

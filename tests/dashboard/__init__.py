@@ -1,0 +1,1 @@
+"""Tests of raftoral_lab.dashboard (a package so helpers import relatively)."""

@@ -1,0 +1,159 @@
+"""The controllers behind the buttons, and the event sources behind the views, without a
+browser: a Lab (memory network), a Simulation, a cluster on another thread's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from raftoral_lab.cli.demo import LabThread
+from raftoral_lab.dashboard.controller import (
+    Controller,
+    ControlUnavailable,
+    LabController,
+    SimulationController,
+    SimulatorControls,
+    simulator_of,
+    tick_seconds_of,
+)
+from raftoral_lab.dashboard.model import BusSource, ListSource, Model
+from raftoral_lab.events import EventBus, make_event
+from raftoral_lab.events.eventlog import EventLog
+from raftoral_lab.lab import Lab
+from raftoral_lab.sim import Simulation
+
+
+def ev(node: int, seq: int, ts: float) -> object:
+    return make_event("commit_advanced", {"commit_index": seq}, node=node, seq=seq, ts=ts)
+
+
+async def test_lab_controller_drives_a_lab() -> None:
+    async with Lab(nodes=3, broker="memory", tick_seconds=0.02) as lab:
+        controller = LabController(lab)
+        assert isinstance(controller, Controller)
+        assert {"kill", "restart", "join", "partition", "tick"} <= controller.capabilities
+        leader = await lab.wait_for_leader()
+        assert await controller.propose(b"x") is not None
+        await controller.kill(leader)
+        assert leader not in lab.alive()
+        await lab.wait_for_leader(exclude={leader})
+        await controller.restart(leader)
+        others = sorted(set(lab.nodes) - {leader})
+        await controller.partition([leader], others)
+        await controller.heal()
+        await controller.set_drop_rate(0.1)
+        await controller.set_drop_rate(0.0)
+        await controller.set_delay(0.0, 0.01)
+        await controller.set_tick(0.03)
+        assert tick_seconds_of(controller) == pytest.approx(0.03)
+        assert all(node.tick_seconds == pytest.approx(0.03) for node in lab.nodes.values())
+        with pytest.raises(ControlUnavailable):
+            await controller.set_drop_rate(2.0)
+        kinds = {e.kind for e in lab.events}
+        assert {"node_crashed", "node_restarted", "partitioned", "healed"} <= kinds
+
+
+async def test_workflow_controls_say_why_they_are_missing() -> None:
+    async with Lab(nodes=1, broker="memory", tick_seconds=0.02) as lab:
+        controller = LabController(lab)
+        if "workflows" in controller.capabilities:
+            pytest.skip("this Lab runs workflows: nothing is missing")
+        assert "workflow layer" in controller.unavailable["workflows"]
+        assert controller.workflow_names() == []
+        with pytest.raises(ControlUnavailable, match="workflow"):
+            await controller.start_workflow("checkout", 1, {})
+
+
+def test_a_lab_on_its_own_thread_is_controlled_from_another_loop() -> None:
+    runner = LabThread(Lab(nodes=3, broker="memory", tick_seconds=0.02))
+    runner.start()
+    try:
+        controller = runner.controller()
+        model = Model(ListSource(runner.lab.events))
+
+        async def drive() -> int:
+            assert threading.current_thread() is threading.main_thread()
+            deadline = time.monotonic() + 10
+            while model.view.leader() is None:
+                assert time.monotonic() < deadline, "no leader seen"
+                model.refresh()
+                await asyncio.sleep(0.02)
+            leader = model.view.leader()
+            assert leader is not None
+            await controller.kill(leader)
+            return leader
+
+        killed = asyncio.run(drive())
+        deadline = time.monotonic() + 10
+        while model.view.leader() in (None, killed):
+            assert time.monotonic() < deadline, "no new leader seen"
+            model.refresh()
+            time.sleep(0.02)
+        assert model.view.nodes[killed].status == "crashed"
+    finally:
+        runner.stop()
+
+
+async def test_simulation_controller_pauses_steps_and_runs_until_a_leader() -> None:
+    sim = Simulation(nodes=3, seed=1)
+    controller = SimulationController(sim, tick_seconds=0.25)
+    assert simulator_of(controller) is controller
+    assert isinstance(controller, SimulatorControls)
+    assert controller.advance(100.0) == 0  # the first call only sets the clock
+    assert controller.advance(101.0) == 4
+    await controller.pause()
+    assert controller.advance(200.0) == 0
+    await controller.step(3)
+    assert sim.tick == 7 and controller.paused
+    assert await controller.run_until_leader()
+    leader = sim.leader()
+    assert leader is not None
+    await controller.kill(leader)
+    await controller.partition([1], [2, 3])
+    await controller.heal()
+    await controller.set_delay(1, 2)
+    await controller.resume()
+    assert not controller.paused
+    with pytest.raises(ControlUnavailable):
+        await SimulationController(Simulation(nodes=3)).propose(b"no leader yet")
+
+
+def test_list_source_reads_a_growing_list_and_a_bounded_event_log() -> None:
+    events: list[object] = [ev(1, i, float(i)) for i in range(1, 6)]
+    source = ListSource(events)  # type: ignore[arg-type]
+    assert len(source.poll()) == 5 and source.poll() == ()
+    events.append(ev(1, 6, 6.0))
+    assert [e.seq for e in source.poll()] == [6]  # type: ignore[attr-defined]
+
+    log = EventLog(maxlen=4)
+    source = ListSource(log)
+    for i in range(1, 4):
+        log.append(ev(1, i, float(i)))  # type: ignore[arg-type]
+    assert [e.seq for e in source.poll()] == [1, 2, 3]
+    for i in range(4, 10):
+        log.append(ev(1, i, float(i)))  # type: ignore[arg-type]
+    # the log kept 6..9; 4 and 5 fell off its front before they were read: counted as lost
+    assert [e.seq for e in source.poll()] == [6, 7, 8, 9]
+    assert source.lost == 2
+
+
+def test_bus_source_reads_from_a_publisher_on_another_thread() -> None:
+    bus = EventBus(buffer=10)
+    source = BusSource(bus, buffer=10)
+
+    def publish() -> None:
+        for i in range(1, 31):
+            bus.publish(ev(2, i, float(i)))  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    thread.join()
+    got = source.poll()
+    assert [e.seq for e in got] == list(range(21, 31))  # the newest kept
+    assert source.lost == 20
+    model = Model(source)
+    model.fold(got)
+    assert model.view.replica(2).commit_index == 30

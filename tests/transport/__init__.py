@@ -1,0 +1,1 @@
+"""Tests of raftoral_lab.transport (a package so helpers import relatively)."""
