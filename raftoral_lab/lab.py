@@ -27,11 +27,21 @@ from types import TracebackType
 from typing import Any, Self
 
 from raftoral_lab.core import ConfChange, ConfChangeOp, RaftConfig, Role, Storage
-from raftoral_lab.errors import ConfigError, NodeError, ProposalTimeout
+from raftoral_lab.errors import ConfigError, NodeError, ProposalTimeout, WorkflowNotFound
 from raftoral_lab.events import EventBase, EventLog, Recorder
 from raftoral_lab.node import CommandLog, Node, StateMachine
 from raftoral_lab.node.client import ClusterClient, client_id
 from raftoral_lab.node.publisher import EventPublisher
+from raftoral_lab.scale import (
+    ClusterPolicy,
+    ExecutionCluster,
+    ManagementState,
+    RemoteRun,
+    RoundRobin,
+    ScaledRuntime,
+    WorkflowPlacement,
+)
+from raftoral_lab.scale.state import workflow_cluster
 from raftoral_lab.storage import MemoryStorage, SQLiteStorage
 from raftoral_lab.transport.base import Transport
 from raftoral_lab.transport.broker import EmbeddedBroker
@@ -71,6 +81,10 @@ class Lab:
         publish_events: bool = True,
         sample_messages: float = 1.0,
         record: str | Path | None = None,
+        execution_cluster_size: int | None = None,
+        max_cluster_size: int | None = None,
+        management_voters: int | None = None,
+        placement: WorkflowPlacement | None = None,
     ) -> None:
         """`app` (a WorkflowApp) makes every node run its workflows; without it the nodes
         replicate plain commands (`lab.propose`); `state_machine(node_id)` builds each node's
@@ -79,7 +93,12 @@ class Lab:
         "memory" for no broker at all, or a URL (`mqtt://host:1883`, `mqtts://...`) to use
         Mosquitto or any other broker.
         `data_dir` keeps each node's state in SQLite there; by default it lives in memory
-        (and still survives `kill` and `restart`, as a disk would)."""
+        (and still survives `kill` and `restart`, as a disk would).
+
+        `execution_cluster_size` scales out (needs an `app`): group 0 becomes a management
+        group of `management_voters` voters (default 5, or 3 below 5 nodes) with every other
+        node a learner, and workflows run in execution clusters of about that many nodes
+        (at most `max_cluster_size`), placed round-robin or by `placement`."""
         if nodes < 1:
             raise ConfigError(f"a Lab needs at least 1 node, got {nodes}")
         if tick_seconds <= 0:
@@ -106,6 +125,32 @@ class Lab:
             raise ConfigError("give a Lab either an app or a state_machine factory, not both")
         self.app = app
         self._state_machine = state_machine
+        self.policy: ClusterPolicy | None = None
+        """The execution-cluster policy when the lab is scaled out (else None)."""
+        self.management_voters = nodes
+        if execution_cluster_size is not None:
+            if app is None:
+                raise ConfigError(
+                    "execution clusters run workflows: give the Lab an app as well "
+                    "(Lab(nodes=15, execution_cluster_size=5, app=your_app))"
+                )
+            self.policy = ClusterPolicy(execution_cluster_size, max_size=max_cluster_size)
+            default_voters = 5 if nodes >= 5 else min(nodes, 3)
+            self.management_voters = management_voters or default_voters
+            if not 1 <= self.management_voters <= nodes:
+                raise ConfigError(
+                    f"management_voters must be between 1 and nodes ({nodes}), "
+                    f"got {management_voters}"
+                )
+        elif management_voters is not None or max_cluster_size is not None:
+            raise ConfigError(
+                "management_voters and max_cluster_size apply to a scaled lab: "
+                "set execution_cluster_size too"
+            )
+        self.placement: WorkflowPlacement = placement or RoundRobin()
+        self.scaled: dict[int, ScaledRuntime] = {}
+        """Each running node's scaled runtime (management and execution clusters), by id."""
+        self._group_storages: dict[tuple[int, int], Storage] = {}
         self.retain_finished = retain_finished
         self.events = EventLog()
         """Every event of every node, in the order they happened in this process
@@ -144,8 +189,9 @@ class Lab:
             self._embedded = EmbeddedBroker()
             await self._embedded.start()
         self._started = True
-        voters = list(range(1, self.size + 1))
-        await asyncio.gather(*(self._start_node(node_id, voters) for node_id in voters))
+        founders = list(range(1, self.size + 1))
+        voters = founders[: self.management_voters]
+        await asyncio.gather(*(self._start_node(node_id, voters) for node_id in founders))
 
     async def stop(self) -> None:
         """Stop every node and the embedded broker; state in `data_dir` stays on disk."""
@@ -153,10 +199,11 @@ class Lab:
             return
         self._started = False
         await asyncio.gather(*(r.stop() for r in self.runtimes.values()), return_exceptions=True)
+        await asyncio.gather(*(r.stop() for r in self.scaled.values()), return_exceptions=True)
         await asyncio.gather(*(node.stop() for node in self.nodes.values()), return_exceptions=True)
         if self.recorder is not None:
             self.recorder.close()
-        for storage in self._storages.values():
+        for storage in [*self._storages.values(), *self._group_storages.values()]:
             close = getattr(storage, "close", None)
             if close is not None:
                 close()
@@ -230,13 +277,31 @@ class Lab:
     # --- workflows -----------------------------------------------------------------------------
 
     def runtime(self, node_id: int) -> WorkflowRuntime:
-        """The workflow runtime of a running node (the Lab needs an `app`)."""
+        """The workflow runtime of a running node (the Lab needs an `app`); in a scaled lab,
+        see `scaled_runtime` (a node has one workflow runtime per execution cluster)."""
         if self.app is None:
             raise ConfigError(
                 "this Lab has no workflows: create it with Lab(app=your_workflow_app)"
             )
+        if self.policy is not None:
+            raise ConfigError(
+                "a scaled lab runs one workflow runtime per execution cluster: use "
+                "lab.scaled_runtime(node), or lab.start_workflow / lab.get_workflow"
+            )
         try:
             return self.runtimes[node_id]
+        except KeyError:
+            raise NodeError(f"node {node_id} is not running; alive nodes: {self.alive()}") from None
+
+    def scaled_runtime(self, node_id: int) -> ScaledRuntime:
+        """The scaled runtime of a running node of a scaled lab (`execution_cluster_size`)."""
+        if self.policy is None:
+            raise ConfigError(
+                "this Lab is not scaled out: create it with Lab(nodes=15, "
+                "execution_cluster_size=5, app=...), or use lab.runtime(node)"
+            )
+        try:
+            return self.scaled[node_id]
         except KeyError:
             raise NodeError(f"node {node_id} is not running; alive nodes: {self.alive()}") from None
 
@@ -249,19 +314,90 @@ class Lab:
         node: int | None = None,
         workflow_id: str | None = None,
         timeout: float = 10.0,
-    ) -> WorkflowRun:
+    ) -> WorkflowRun | RemoteRun:
         """Start (name, version) with `input` on `node` (default: the leader). Starting an id
-        that exists returns the existing run; it never runs twice."""
+        that exists returns the existing run; it never runs twice. In a scaled lab the run
+        goes to an execution cluster (forwarded when `node` is not a member of it)."""
         target = node if node is not None else (self.leader_id or self._any_alive())
+        if self.policy is not None:
+            return await self.scaled_runtime(target).start_workflow(
+                name, version, input, workflow_id=workflow_id, timeout=timeout
+            )
         return await self.runtime(target).start_workflow(
             name, version, input, workflow_id=workflow_id, timeout=timeout
         )
 
     def list_workflows(self) -> list[WorkflowInfo]:
+        if self.policy is not None:
+            return [
+                info
+                for runtime in self._cluster_runtimes().values()
+                for info in runtime.list_workflows()
+            ]
         return self.runtime(self.leader_id or self._any_alive()).list_workflows()
 
     def get_workflow(self, workflow_id: str) -> WorkflowInfo:
+        if self.policy is not None:
+            cluster = workflow_cluster(workflow_id)
+            runtime = self._cluster_runtimes().get(cluster) if cluster is not None else None
+            if runtime is None:
+                raise WorkflowNotFound(workflow_id)
+            return runtime.get_workflow(workflow_id)
         return self.runtime(self.leader_id or self._any_alive()).get_workflow(workflow_id)
+
+    # --- execution clusters (a scaled lab) -------------------------------------------------------
+
+    def clusters(self) -> dict[int, ExecutionCluster]:
+        """The execution clusters as the management group's leader has them."""
+        if self.policy is None:
+            return {}
+        leader = self.leader_id
+        source = self.scaled.get(leader) if leader is not None else None
+        source = source or next(iter(self.scaled.values()), None)
+        return source.clusters() if source is not None else {}
+
+    def cluster_leader(self, cluster: int) -> int | None:
+        """The leader of an execution cluster, as its running members see it."""
+        leaders = {
+            scaled.cluster_leader(cluster)
+            for scaled in self.scaled.values()
+            if cluster in scaled.runtimes
+        }
+        leaders.discard(None)
+        return leaders.pop() if len(leaders) == 1 else None
+
+    async def wait_for_clusters(self, count: int | None = None, timeout: float = 30.0) -> None:
+        """Wait until the execution clusters have formed (`count` of them, if given): every
+        running node hosts its clusters, each with a leader, and knows its workflows."""
+        if self.policy is None:
+            raise ConfigError("this Lab is not scaled out (no execution_cluster_size)")
+        deadline = time.monotonic() + timeout
+        while True:
+            clusters = self.clusters()
+            formed = bool(clusters) and (count is None or len(clusters) == count)
+            if (
+                formed
+                and all(self.cluster_leader(c) is not None for c in clusters)
+                and all(self.scaled[n].ready() for n in self.alive() if n in self.scaled)
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise ProposalTimeout(
+                    f"execution clusters not formed within {timeout:g} s: have "
+                    f"{ {c: list(x.members) for c, x in clusters.items()} }"
+                )
+            await asyncio.sleep(self.tick_seconds)
+
+    def _cluster_runtimes(self) -> dict[int, WorkflowRuntime]:
+        """One in-process workflow runtime per execution cluster (a running member's)."""
+        found: dict[int, WorkflowRuntime] = {}
+        for node_id in self.alive():
+            scaled = self.scaled.get(node_id)
+            if scaled is None:
+                continue
+            for cluster, runtime in scaled.runtimes.items():
+                found.setdefault(cluster, runtime)
+        return found
 
     # --- controls ------------------------------------------------------------------------------
 
@@ -284,9 +420,7 @@ class Lab:
         node = self.node(node_id)
         if not node.running:
             raise NodeError(f"node {node_id} is not running")
-        runtime = self.runtimes.pop(node_id, None)
-        if runtime is not None:
-            await runtime.stop()
+        await self._stop_runtimes(node_id)
         await node.stop(crash=True)
         self._record(node_id, "node_crashed")
 
@@ -317,9 +451,7 @@ class Lab:
             ConfChange(ConfChangeOp.REMOVE, node_id), timeout=timeout
         )
         self._removed.add(node_id)
-        runtime = self.runtimes.pop(node_id, None)
-        if runtime is not None:
-            await runtime.stop()
+        await self._stop_runtimes(node_id)
         if self.nodes[node_id].running:
             await self.nodes[node_id].stop()
         self._record(node_id, "node_removed")
@@ -363,22 +495,37 @@ class Lab:
 
     # --- plumbing ------------------------------------------------------------------------------
 
+    async def _stop_runtimes(self, node_id: int) -> None:
+        runtime = self.runtimes.pop(node_id, None)
+        if runtime is not None:
+            await runtime.stop()
+        scaled = self.scaled.pop(node_id, None)
+        if scaled is not None:
+            await scaled.stop()
+
     async def _start_node(self, node_id: int, voters: list[int] | None) -> Node:
         storage = self._storages.get(node_id)
         if storage is None:
             storage = self._new_storage(node_id)
             self._storages[node_id] = storage
         machine: StateMachine
-        if self._state_machine is not None:
+        if self.policy is not None:
+            machine = ManagementState()
+        elif self._state_machine is not None:
             machine = self._state_machine(node_id)
         elif self.app is not None:
             machine = WorkflowStateMachine(retain_finished=self.retain_finished)
         else:
             machine = CommandLog()
+        founding_learners = None
+        if voters is not None and self.policy is not None:
+            founding_learners = [n for n in range(1, self.size + 1) if n not in voters]
         node = Node(
             node_id,
             self._transport(node_id),
             voters=voters,
+            learners=founding_learners,
+            max_voters=self.management_voters if self.policy is not None else None,
             storage=storage,
             state_machine=machine,
             config=self.config,
@@ -390,7 +537,19 @@ class Lab:
         if self.publish_events:
             self._publishers[node_id] = EventPublisher(node, sample_messages=self.sample_messages)
         await node.start()
-        if self.app is not None:
+        if self.policy is not None and self.app is not None:
+            scaled = ScaledRuntime(
+                node,
+                self.app,
+                policy=self.policy,
+                placement=self.placement,
+                storage_for=functools.partial(self._group_storage, node_id),
+                forget_storage=functools.partial(self._forget_group_storage, node_id),
+                retain_finished=self.retain_finished,
+            )
+            self.scaled[node_id] = scaled
+            await scaled.start()
+        elif self.app is not None:
             runtime = WorkflowRuntime(node, self.app)
             for op in WorkflowRuntime.RPC_OPS:
                 node.rpc_handlers[op] = functools.partial(runtime.serve, op)
@@ -399,11 +558,31 @@ class Lab:
             await runtime.start(wait=voters is not None)
         return node
 
-    def _new_storage(self, node_id: int) -> Storage:
+    def _new_storage(self, node_id: int, group: int = 0) -> Storage:
         if self.data_dir is None:
             return MemoryStorage()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        return SQLiteStorage(self.data_dir / f"node-{node_id}.db")
+        suffix = f"-cluster-{group}" if group else ""
+        return SQLiteStorage(self.data_dir / f"node-{node_id}{suffix}.db")
+
+    def _group_storage(self, node_id: int, group: int) -> Storage:
+        """A node's storage of an execution group: the same one after a restart."""
+        key = (node_id, group)
+        storage = self._group_storages.get(key)
+        if storage is None:
+            storage = self._group_storages[key] = self._new_storage(node_id, group)
+        return storage
+
+    def _forget_group_storage(self, node_id: int, group: int) -> None:
+        """The node left the cluster: a later return starts it afresh (as a joiner)."""
+        storage = self._group_storages.pop((node_id, group), None)
+        close = getattr(storage, "close", None)
+        if close is not None:
+            close()
+        path = getattr(storage, "path", None)
+        if path is not None:
+            for leftover in Path(path).parent.glob(Path(path).name + "*"):
+                leftover.unlink(missing_ok=True)
 
     def _transport(self, node_id: int, *, presence: bool = True) -> Transport:
         if not self._started:

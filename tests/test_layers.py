@@ -21,8 +21,8 @@ Rules (a layer may always import itself):
 - workflow    the same as node, plus node;
 - dashboard   events, errors (and its own modules, e.g. its Controller protocol);
 - kv          as workflow (an application on the same Raft: the linearizable key-value example);
-- lab.py, cli, bench (the `raftoral-lab bench` tooling) and the package root
-  (`raftoral_lab/__init__.py`, the public facade) may import anything.
+- lab.py, cli, bench (the `raftoral-lab bench` tooling), chaos (`raftoral-lab chaos`) and the
+  package root (`raftoral_lab/__init__.py`, the public facade) may import anything.
 Packages that do not exist yet have nothing to check; a package missing from this table fails
 `test_every_package_is_in_the_layer_table` until someone decides what it may import.
 """
@@ -53,8 +53,11 @@ ALLOWED: dict[str, frozenset[str] | None] = {
     "lab": ANYTHING,
     "cli": ANYTHING,
     "bench": ANYTHING,  # `raftoral-lab bench` (DESIGN.md section 7): tooling, like cli
+    "chaos": ANYTHING,  # `raftoral-lab chaos` (issue 10): fault runs over processes, like cli
     # the linearizable key-value example (issue 10): an application on the same Raft, like workflow
     "kv": frozenset({"core", "storage", "transport", "events", "errors", "node"}),
+    # scaling out (issue 9): the management group and execution clusters, above workflow
+    "scale": frozenset({"core", "storage", "transport", "events", "errors", "node", "workflow"}),
     # the sample workflow app used by `raftoral-lab demo`, node processes and benchmarks
     "samples": frozenset({"workflow"}),
     "root": ANYTHING,

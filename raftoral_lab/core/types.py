@@ -120,18 +120,27 @@ class PersistentState:
     entries: tuple[Entry, ...] = ()
 
 
-def bootstrap_state(voters: Iterable[int]) -> PersistentState:
-    """The durable state of every founding member of a new group of `voters`.
+def bootstrap_state(voters: Iterable[int], learners: Iterable[int] = ()) -> PersistentState:
+    """The durable state of every founding member of a new group of `voters` (and founding
+    `learners`, which replicate without voting: the management group's many listeners).
 
     The membership is a snapshot at index 1, term 1, rather than entries: a node that joins
     later needs entry 1, which no log holds, so the leader sends it this snapshot first and
     the joiner learns who the members are from it.
     """
     members = frozenset(voters)
+    listeners = frozenset(learners)
     if not members:
         raise ConfigError("a new group needs at least one voter: one without voters never elects")
-    bad = sorted(repr(v) for v in members if isinstance(v, bool) or not isinstance(v, int) or v < 0)
+    bad = sorted(
+        repr(v)
+        for v in members | listeners
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0
+    )
     if bad:
-        raise ConfigError(f"voter ids must be non-negative ints, got {', '.join(bad)}")
-    snapshot = Snapshot(SnapshotMeta(index=1, term=1, conf=ConfState(voters=members)))
+        raise ConfigError(f"member ids must be non-negative ints, got {', '.join(bad)}")
+    if members & listeners:
+        raise ConfigError(f"node(s) {sorted(members & listeners)} cannot be voter and learner")
+    conf = ConfState(voters=members, learners=listeners)
+    snapshot = Snapshot(SnapshotMeta(index=1, term=1, conf=conf))
     return PersistentState(HardState(term=1, vote=None, commit=1), snapshot, ())

@@ -298,6 +298,18 @@ class BrokerReconnected(EventBase):
     broker: str
 
 
+class ClustersPlanned(EventBase):
+    """The management group (group 0) applied plan `version`: the execution clusters (ids
+    and members) and the nodes the manager saw alive."""
+
+    kind: Literal["clusters_planned"] = "clusters_planned"
+    version: int
+    clusters: Annotated[tuple[Ids, ...], Strict(False)]
+    """Members of each execution cluster, in `cluster_ids` order."""
+    cluster_ids: Ids
+    live: Ids
+
+
 # --- workflows (from the workflow layer; DESIGN.md section 4) --------------------------------
 
 
@@ -465,6 +477,7 @@ _AnyEvent: TypeAlias = (
     | ProposalForwarded
     | BrokerDisconnected
     | BrokerReconnected
+    | ClustersPlanned
     | WorkflowStarted
     | CheckpointProposed
     | CheckpointCommitted

@@ -44,6 +44,8 @@ class Group:
             applied = None  # the core starts applying after the snapshot
         self.raft = RawNode(node_id, state, config, group=group, applied_index=applied)
         self._waiting: dict[int, tuple[int, asyncio.Future[object]]] = {}  # index -> (term, fut)
+        self.max_voters: int | None = None
+        """The node's auto-promotion stops at this many voters (None: promote every learner)."""
 
     def propose(self, data: bytes) -> asyncio.Future[object]:
         """Propose on this (leader) node; the future resolves with the state machine's answer."""

@@ -61,6 +61,8 @@ class Node:
         transport: Transport,
         *,
         voters: list[int] | None = None,
+        learners: list[int] | None = None,
+        max_voters: int | None = None,
         storage: Storage | None = None,
         state_machine: StateMachine | None = None,
         config: RaftConfig | None = None,
@@ -70,8 +72,10 @@ class Node:
         on_event: Callable[[EventBase], None] | None = None,
         on_crash: Callable[[], None] | None = None,
     ) -> None:
-        """`voters` bootstraps a founding member when `storage` holds nothing yet; a node
-        started without voters and with empty storage waits for a leader to add it.
+        """`voters` (and founding `learners`) bootstraps a founding member of group 0 when
+        `storage` holds nothing yet; a node started without voters and with empty storage
+        waits for a leader to add it. `max_voters` caps how many voters the auto-promotion of
+        learners makes in group 0 (a management group keeps a small voter set).
 
         `on_crash` runs when a `crash` control arrives (a node process exits at once); by
         default the node stops without saying goodbye, as a crash would.
@@ -90,24 +94,16 @@ class Node:
         """Called with every event this node emits, in order (must not block)."""
         self.on_crash = on_crash
         self._seq = itertools.count(1)
-        storage = storage if storage is not None else MemoryStorage()
-        if voters is not None and storage.load().snapshot is None:
-            bootstrap = getattr(storage, "bootstrap", None)
-            if bootstrap is None:
-                raise NodeError("this storage cannot bootstrap a new group; give it state")
-            bootstrap(voters)
-        machine = state_machine if state_machine is not None else CommandLog()
-        group = Group(
-            node_id,
+        self.compact_every = compact_every
+        self.groups: dict[int, Group] = {}
+        self._install_group(
             0,
+            state_machine if state_machine is not None else CommandLog(),
             storage,
-            machine,
-            transport,
-            self.config,
-            self.emit,
-            compact_every=compact_every,
+            voters=voters,
+            learners=learners,
+            max_voters=max_voters,
         )
-        self.groups: dict[int, Group] = {0: group}
         self.rpc = RpcClient(
             transport,
             f"node/{node_id}/reply",
@@ -203,6 +199,69 @@ class Node:
             raise NodeError(
                 f"node {self.id} has no group {group}; it has {sorted(self.groups)}"
             ) from None
+
+    def add_group(
+        self,
+        group: int,
+        state_machine: StateMachine,
+        storage: Storage | None = None,
+        *,
+        voters: list[int] | None = None,
+        max_voters: int | None = None,
+    ) -> Group:
+        """Host one more Raft group (an execution cluster) on this node, running or not.
+
+        With `voters` and empty storage this node is a founding member; without, it waits
+        for the group's leader to add it. Messages of a group not hosted here are ignored.
+        """
+        if group in self.groups:
+            raise NodeError(f"node {self.id} already hosts group {group}")
+        hosted = self._install_group(
+            group, state_machine, storage, voters=voters, max_voters=max_voters
+        )
+        if self._running:
+            self.emit(group, "state_loaded", loaded_state(hosted.raft))
+            self._wake.set()
+        return hosted
+
+    def remove_group(self, group: int) -> None:
+        """Stop hosting `group` here (its storage is the caller's to keep or delete); what
+        waits on it fails with NodeError."""
+        if group == 0:
+            raise NodeError("group 0 is the node's own group; stop the node instead")
+        hosted = self.groups.pop(group, None)
+        if hosted is not None:
+            hosted.fail_all(NodeError(f"node {self.id} no longer hosts group {group}"))
+
+    def _install_group(
+        self,
+        group: int,
+        state_machine: StateMachine,
+        storage: Storage | None,
+        *,
+        voters: list[int] | None,
+        learners: list[int] | None = None,
+        max_voters: int | None = None,
+    ) -> Group:
+        storage = storage if storage is not None else MemoryStorage()
+        if voters is not None and storage.load().snapshot is None:
+            bootstrap = getattr(storage, "bootstrap", None)
+            if bootstrap is None:
+                raise NodeError("this storage cannot bootstrap a new group; give it state")
+            bootstrap(voters, learners or ())
+        hosted = Group(
+            self.id,
+            group,
+            storage,
+            state_machine,
+            self.transport,
+            self.config,
+            self.emit,
+            compact_every=self.compact_every,
+        )
+        hosted.max_voters = max_voters
+        self.groups[group] = hosted
+        return hosted
 
     def status(self, group: int = 0) -> Status:
         return self.group(group).raft.status()
@@ -325,7 +384,7 @@ class Node:
         while self._running:
             next_tick += self.tick_seconds
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            for group in self.groups.values():
+            for group in list(self.groups.values()):
                 group.raft.tick()
             ticks += 1
             if self.auto_promote and ticks % self.config.election_timeout == 0:
@@ -336,7 +395,7 @@ class Node:
         while self._running:
             await self._wake.wait()
             self._wake.clear()
-            for group in self.groups.values():
+            for group in list(self.groups.values()):
                 while group.process_ready():
                     pass
 
@@ -357,9 +416,11 @@ class Node:
         """The leader promotes a learner once its log has caught up with the commit index."""
         if self._promoting:
             return
-        for group_id, group in self.groups.items():
+        for group_id, group in list(self.groups.items()):
             raft = group.raft
             if raft.role is not Role.LEADER:
+                continue
+            if group.max_voters is not None and len(raft.conf.voters) >= group.max_voters:
                 continue
             for learner in sorted(raft.conf.learners):
                 progress = raft.progress.get(learner)

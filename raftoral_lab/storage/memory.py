@@ -123,10 +123,10 @@ class MemoryStorage:
         # _entries[0] has index base_index + 1: the entries after the snapshot, in order.
         self._entries: list[Entry] = []
 
-    def bootstrap(self, voters: Iterable[int]) -> None:
+    def bootstrap(self, voters: Iterable[int], learners: Iterable[int] = ()) -> None:
         """Make this empty storage a brand-new member of a cluster of `voters`."""
         check_not_bootstrapped(self.load(), "this MemoryStorage")
-        state = bootstrap_state(voters)
+        state = bootstrap_state(voters, learners)
         self._snapshot, self._hard_state = state.snapshot, state.hard_state
 
     def load(self) -> PersistentState:

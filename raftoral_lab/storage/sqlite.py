@@ -104,9 +104,9 @@ class SQLiteStorage:
 
     # --- the Storage protocol ----------------------------------------------------------------
 
-    def bootstrap(self, voters: Iterable[int]) -> None:
+    def bootstrap(self, voters: Iterable[int], learners: Iterable[int] = ()) -> None:
         """Make this empty database a brand-new member of a cluster of `voters`."""
-        state = bootstrap_state(voters)
+        state = bootstrap_state(voters, learners)
         assert state.snapshot is not None
         with self._transaction() as db:
             check_not_bootstrapped(self._load(db), f"the storage file {self.path}")

@@ -129,7 +129,12 @@ class Transport(ABC):
 
     def send(self, messages: Iterable[Message]) -> None:
         """Queue messages for their destinations; batching and sending happen in the background."""
+        stats = self.stats
         for msg, delay in self._admit(messages):
+            stats.sent_by_group[msg.group] += 1
+            entries = getattr(msg, "entries", None)
+            if entries:
+                stats.entries_by_group[msg.group] += len(entries)
             if delay > 0.0:
                 self._send_later(msg, delay)
             else:

@@ -73,6 +73,11 @@ class TransportStats:
     publishes_received: int = 0
     callback_errors: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    sent_by_group: Counter[int] = field(default_factory=Counter)
+    """Raft messages handed to the transport (past the fault filter), per Raft group."""
+    entries_by_group: Counter[int] = field(default_factory=Counter)
+    """Log entries those messages carried (one entry sent to four peers counts four): what
+    replication costs, the number the management/execution split brings down."""
     last_malformed: str | None = None
     last_refused: str | None = None
     """Why the last payload was refused by signature checks (never contains the secret)."""
@@ -96,6 +101,8 @@ class TransportStats:
             "publishes_received": self.publishes_received,
             "callback_errors": self.callback_errors,
             "dropped": {str(k): v for k, v in self.dropped.items()},
+            "sent_by_group": {str(k): v for k, v in self.sent_by_group.items()},
+            "entries_by_group": {str(k): v for k, v in self.entries_by_group.items()},
             "last_malformed": self.last_malformed,
             "last_refused": self.last_refused,
         }

@@ -850,6 +850,8 @@ class WorkflowRuntime:
     # --- ownership: the leader's job -------------------------------------------------------------
 
     def _on_event(self, event: EventBase) -> None:
+        if event.group != self.group:
+            return  # another Raft group hosted on the same node (an execution cluster)
         if event.kind == "role_changed":
             self._dirty.set()
         elif event.kind == "membership_changed":

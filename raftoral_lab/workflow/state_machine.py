@@ -138,6 +138,29 @@ class WorkflowInfo:
             "ended_index": self.ended_index,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkflowInfo:
+        """The picture another node sent (`to_json`): without the checkpoint values, the
+        input or the excluded nodes, which stay on the cluster that runs the workflow."""
+        error = data.get("error")
+        ended = data.get("ended_index")
+        return cls(
+            workflow_id=str(data["workflow_id"]),
+            name=str(data["name"]),
+            version=int(data["version"]),
+            status=WorkflowStatus(data["status"]),
+            owner=None if data.get("owner") is None else int(data["owner"]),
+            epoch=int(data["epoch"]),
+            checkpoint_count=int(data["checkpoint_count"]),
+            checkpoints=(),
+            input=None,
+            result=data.get("result"),
+            error=ErrorInfo.from_json(error) if error is not None else None,
+            started_index=int(data["started_index"]),
+            ended_index=None if ended is None else int(ended),
+            excluded=frozenset(),
+        )
+
 
 class WorkflowStateMachine:
     """Implements the node's `StateMachine` protocol (apply, snapshot, restore).
