@@ -27,6 +27,8 @@ from raftoral_lab.events import EventBase, Recorder
 from raftoral_lab.node import Node
 from raftoral_lab.node.client import ClusterClient, client_id
 from raftoral_lab.node.publisher import EventPublisher
+from raftoral_lab.node.state_machine import StateMachine
+from raftoral_lab.scale import ClusterPolicy, ManagementState, ScaledRuntime
 from raftoral_lab.storage import MemoryStorage, SQLiteStorage
 from raftoral_lab.workflow import WorkflowApp, WorkflowRuntime, WorkflowStateMachine
 
@@ -61,6 +63,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="MODULE:ATTR",
         help="run the workflows of this WorkflowApp, e.g. raftoral_lab.samples:app",
     )
+    p.add_argument(
+        "--execution-cluster-size",
+        type=positive_int,
+        metavar="N",
+        help="scale out (needs --app): group 0 becomes the management group and workflows run "
+        "in execution clusters of about N nodes; every node of the cluster must say the same",
+    )
+    p.add_argument(
+        "--management-voters",
+        type=positive_int,
+        default=5,
+        metavar="M",
+        help="with --execution-cluster-size: voters of the management group, the other nodes "
+        "are learners (default 5)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only errors")
     p.add_argument(
         "--events",
@@ -82,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace) -> int:
     app = load_app(args.app) if args.app else None
+    policy = None
+    if args.execution_cluster_size is not None:
+        if app is None:
+            raise ConfigError(
+                "--execution-cluster-size runs workflows in execution clusters: give --app too"
+            )
+        policy = ClusterPolicy(args.execution_cluster_size)
     identity = _read_identity(args.data_dir)
     voters: list[int] | None = None
     if identity is not None:
@@ -104,12 +128,18 @@ async def _main(args: argparse.Namespace) -> int:
     config = RaftConfig(
         election_timeout=args.election_ticks, heartbeat_interval=max(1, args.election_ticks // 10)
     )
+    machine: StateMachine | None = None
+    if policy is not None:
+        machine = ManagementState()
+    elif app is not None:
+        machine = WorkflowStateMachine()
     node = Node(
         node_id,
         mqtt_transport(args, node_id),
         voters=voters,
+        max_voters=args.management_voters if policy is not None else None,
         storage=storage,
-        state_machine=WorkflowStateMachine() if app is not None else None,
+        state_machine=machine,
         config=config,
         tick_seconds=args.tick,
         compact_every=args.compact_every,
@@ -134,8 +164,22 @@ async def _main(args: argparse.Namespace) -> int:
         )
         node.listeners.append(recorder.record)
     await node.start()
-    runtime: WorkflowRuntime | None = None
-    if app is not None:
+    runtime: WorkflowRuntime | ScaledRuntime | None = None
+    if app is not None and policy is not None:
+        runtime = ScaledRuntime(
+            node,
+            app,
+            policy=policy,
+            storage_for=functools.partial(_cluster_storage, args.data_dir),
+            forget_storage=functools.partial(_forget_cluster_storage, args.data_dir),
+        )
+        await runtime.start()
+        print(
+            f"node {node_id}: execution clusters of {policy.target_size} nodes "
+            f"(management group of {args.management_voters} voters)",
+            flush=True,
+        )
+    if app is not None and runtime is None:
         runtime = WorkflowRuntime(node, app)
         for op in WorkflowRuntime.RPC_OPS:
             node.rpc_handlers[op] = functools.partial(runtime.serve, op)
@@ -219,6 +263,20 @@ def _storage(data_dir: Path | None) -> Storage:
     return SQLiteStorage(data_dir / "raft.db")
 
 
+def _cluster_storage(data_dir: Path | None, cluster: int) -> Storage:
+    """This node's storage of execution cluster `cluster` (the same file after a restart)."""
+    if data_dir is None:
+        return MemoryStorage()
+    return SQLiteStorage(data_dir / f"cluster-{cluster}.db")
+
+
+def _forget_cluster_storage(data_dir: Path | None, cluster: int) -> None:
+    """The node left the cluster: should it come back, it joins afresh."""
+    if data_dir is not None:
+        for path in data_dir.glob(f"cluster-{cluster}.db*"):
+            path.unlink(missing_ok=True)
+
+
 def _read_identity(data_dir: Path | None) -> int | None:
     if data_dir is None or not (data_dir / IDENTITY_FILE).exists():
         return None
@@ -243,6 +301,7 @@ def _printer(node_id: int) -> Callable[[EventBase], None]:
         if event.kind in SHOWN:
             fields = event.model_dump(exclude={"kind", "v", "node", "group", "seq", "ts", "tick"})
             details = " ".join(f"{k}={v}" for k, v in fields.items())
-            print(f"node {node_id}: {event.kind} {details}", flush=True)
+            where = f" (cluster {event.group})" if event.group else ""
+            print(f"node {node_id}{where}: {event.kind} {details}", flush=True)
 
     return show

@@ -455,7 +455,11 @@ class ScaledRuntime:
         if runtime is None:
             return
         await runtime.stop()
+        hosted = self.node.groups.get(cluster_id)
         self.node.remove_group(cluster_id)
+        close = getattr(hosted.storage, "close", None) if hosted is not None else None
+        if close is not None:
+            close()
         if self._forget_storage is not None:
             self._forget_storage(cluster_id)
 

@@ -154,3 +154,50 @@ async def test_each_checkpoint_is_replicated_inside_one_execution_cluster_only()
     assert single >= 14
     assert scaled <= single * 4 / 14 * 1.3, (single, scaled)
     assert by_group[0] == 0, "the management group carries nothing per workflow"
+
+
+async def _until(condition: object, what: str, timeout: float = 30.0) -> None:
+    assert callable(condition)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(TICK * 5)
+
+
+async def test_a_killed_node_comes_back_into_its_cluster_and_a_joiner_is_placed() -> None:
+    lab = Lab(nodes=6, execution_cluster_size=3, app=sample_app, broker="memory", tick_seconds=TICK)
+    async with lab:
+        await lab.wait_for_leader()
+        await lab.wait_for_clusters(count=2)
+        start = {c: x.members for c, x in lab.clusters().items()}
+        assert start == {1: (1, 2, 3), 2: (4, 5, 6)}
+
+        await lab.kill(2)
+        await _until(
+            lambda: 2 not in lab.clusters()[1].members and len(lab.clusters()[1].members) == 3,
+            "node 2 to be replaced in cluster 1",
+        )
+        run = await lab.start_workflow("ten_steps", 1, 4, workflow_id="e1-while-down")
+        assert await run.result(timeout=30) == expected_ten_steps(4)
+
+        await lab.restart(2)
+        await _until(
+            lambda: {c: x.members for c, x in lab.clusters().items()} == start,
+            "node 2 back in cluster 1, and the sharing over",
+        )
+        await lab.wait_for_clusters(count=2)
+        # node 2 left cluster 1 and came back as a new member: it caught up on the workflow
+        caught_up = await lab.scaled_runtime(2).result("e1-while-down", timeout=30)
+        assert caught_up == expected_ten_steps(4)
+
+        joiner = await lab.join()
+        await _until(
+            lambda: any(joiner in x.members for x in lab.clusters().values()),
+            f"joiner {joiner} to be placed",
+        )
+        await lab.wait_for_clusters(count=2)
+        status = lab.node(lab.leader_id or 1).status()
+        assert joiner in status.learners and len(status.voters) == 5, "management stays small"
+        run = await lab.start_workflow("ten_steps", 1, 9, node=joiner)
+        assert await run.result(timeout=30) == expected_ten_steps(9)
