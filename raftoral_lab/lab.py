@@ -81,6 +81,7 @@ class Lab:
         publish_events: bool = True,
         sample_messages: float = 1.0,
         record: str | Path | None = None,
+        message_events: bool = True,
         execution_cluster_size: int | None = None,
         max_cluster_size: int | None = None,
         management_voters: int | None = None,
@@ -98,7 +99,10 @@ class Lab:
         `execution_cluster_size` scales out (needs an `app`): group 0 becomes a management
         group of `management_voters` voters (default 5, or 3 below 5 nodes) with every other
         node a learner, and workflows run in execution clusters of about that many nodes
-        (at most `max_cluster_size`), placed round-robin or by `placement`."""
+        (at most `max_cluster_size`), placed round-robin or by `placement`.
+
+        `message_events` makes every node report each Raft message it sends and receives, so
+        the dashboard draws message rates; benchmarks turn it off."""
         if nodes < 1:
             raise ConfigError(f"a Lab needs at least 1 node, got {nodes}")
         if tick_seconds <= 0:
@@ -160,6 +164,7 @@ class Lab:
         """Every node publishes its events on `events/{id}`, so an observer anywhere on the
         broker (`raftoral-lab dashboard`, a RemoteObserver) sees the cluster."""
         self.sample_messages = sample_messages
+        self.message_events = message_events
         self._publishers: dict[int, EventPublisher] = {}
         self.recorder: Recorder | None = None
         if record is not None:
@@ -531,6 +536,7 @@ class Lab:
             config=self.config,
             tick_seconds=self.tick_seconds,
             compact_every=self.compact_every,
+            message_events=self.message_events,
             on_event=self._on_event,
         )
         self.nodes[node_id] = node

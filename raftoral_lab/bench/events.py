@@ -29,7 +29,8 @@ class EventsResult:
 async def _throughput(
     broker: str, publish: bool, proposals: int, in_flight: int
 ) -> tuple[float, int]:
-    async with Lab(nodes=3, broker=broker, publish_events=publish, sample_messages=1.0) as lab:
+    lab = Lab(nodes=3, broker=broker, publish_events=publish, message_events=False)
+    async with lab:
         leader = lab.node(await lab.wait_for_leader())
         for _ in range(50):  # warm the path before timing it
             await leader.propose(b"warm-up")

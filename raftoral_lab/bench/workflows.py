@@ -94,7 +94,9 @@ async def _run_raftoral(config: WorkflowsConfig) -> tuple[Phase, str]:
         raise BenchError("mosquitto is not installed: `apt-get install mosquitto`")
     async with (
         running_mosquitto(binary=binary) as broker,
-        Lab(nodes=3, app=app, broker=broker.url, tick_seconds=config.tick) as lab,
+        Lab(
+            nodes=3, app=app, broker=broker.url, tick_seconds=config.tick, message_events=False
+        ) as lab,
     ):
         leader = await lab.wait_for_leader(timeout=30)
         for runtime in lab.runtimes.values():

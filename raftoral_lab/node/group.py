@@ -44,6 +44,8 @@ class Group:
             applied = None  # the core starts applying after the snapshot
         self.raft = RawNode(node_id, state, config, group=group, applied_index=applied)
         self._waiting: dict[int, tuple[int, asyncio.Future[object]]] = {}  # index -> (term, fut)
+        self.report_messages = False
+        """Emit `message_sent` for every Raft message (the dashboard's link rates)."""
         self.max_voters: int | None = None
         """The node's auto-promotion stops at this many voters (None: promote every learner)."""
 
@@ -68,7 +70,13 @@ class Group:
         rd: Ready = raft.ready()
         self.storage.persist(rd)
         if rd.messages or rd.persisted_messages:
-            self.transport.send(rd.messages + rd.persisted_messages)
+            outgoing = rd.messages + rd.persisted_messages
+            self.transport.send(outgoing)
+            if self.report_messages:
+                for msg in outgoing:
+                    size = len(getattr(msg, "entries", ())) or 1
+                    fields = {"message": msg.kind, "src": msg.src, "dst": msg.dst, "size": size}
+                    self.emit(self.id, "message_sent", fields)
         if rd.snapshot is not None:
             self.state_machine.restore(rd.snapshot.data)
             self._fail_waiting_up_to(rd.snapshot.meta.index)

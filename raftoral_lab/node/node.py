@@ -69,6 +69,7 @@ class Node:
         tick_seconds: float = 0.05,
         compact_every: int | None = None,
         auto_promote: bool = True,
+        message_events: bool = False,
         on_event: Callable[[EventBase], None] | None = None,
         on_crash: Callable[[], None] | None = None,
     ) -> None:
@@ -76,6 +77,8 @@ class Node:
         `storage` holds nothing yet; a node started without voters and with empty storage
         waits for a leader to add it. `max_voters` caps how many voters the auto-promotion of
         learners makes in group 0 (a management group keeps a small voter set).
+        `message_events` emits `message_sent` and `message_delivered` for every Raft message
+        (what a dashboard draws link rates from; it costs a few microseconds per message).
 
         `on_crash` runs when a `crash` control arrives (a node process exits at once); by
         default the node stops without saying goodbye, as a crash would.
@@ -95,6 +98,7 @@ class Node:
         self.on_crash = on_crash
         self._seq = itertools.count(1)
         self.compact_every = compact_every
+        self.message_events = message_events
         self.groups: dict[int, Group] = {}
         self._install_group(
             0,
@@ -260,6 +264,7 @@ class Node:
             compact_every=self.compact_every,
         )
         hosted.max_voters = max_voters
+        hosted.report_messages = self.message_events
         self.groups[group] = hosted
         return hosted
 
@@ -409,6 +414,9 @@ class Node:
                 {"message": message.kind, "src": message.src, "reason": reason},
             )
             return
+        if self.message_events:
+            fields = {"message": message.kind, "src": message.src, "dst": message.dst}
+            self.emit(message.group, "message_delivered", fields)
         group.raft.step(message)
         self._wake.set()
 

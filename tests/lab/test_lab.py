@@ -119,3 +119,22 @@ async def test_events_are_published_recorded_and_replayable(tmp_path: Path) -> N
     assert recording.header.cluster == "lab"
     assert len(recording.events) == len(lab.events)
     assert ClusterView(recording.events).leader() == leader
+
+
+async def test_a_lab_reports_its_messages_so_the_dashboard_has_rates() -> None:
+    from raftoral_lab.events import ClusterView
+
+    async with Lab(nodes=3, broker="memory", tick_seconds=0.02) as lab:
+        leader = await lab.wait_for_leader()
+        await lab.propose(b"x")
+        await asyncio.sleep(0.2)
+        view = ClusterView(list(lab.events))
+        followers = [n for n in (1, 2, 3) if n != leader]
+        for follower in followers:
+            assert view.links[(leader, follower)] > 0, view.links
+        assert view.messages["append_entries"].delivered > 0
+    quiet = Lab(nodes=3, broker="memory", tick_seconds=0.02, message_events=False)
+    async with quiet:
+        await quiet.wait_for_leader()
+        await asyncio.sleep(0.2)
+        assert not [e for e in quiet.events if e.kind in ("message_sent", "message_delivered")]
