@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import time
 from collections.abc import Callable
 from typing import Any
 
 from raftoral_lab.core import ConfChange, RaftConfig, RawNode, Ready, Storage
-from raftoral_lab.errors import ProposalDropped
+from raftoral_lab.errors import ProposalDropped, ProposalTimeout
 from raftoral_lab.node.state_machine import StateMachine
 from raftoral_lab.transport.base import Transport
 
@@ -44,14 +46,44 @@ class Group:
             applied = None  # the core starts applying after the snapshot
         self.raft = RawNode(node_id, state, config, group=group, applied_index=applied)
         self._waiting: dict[int, tuple[int, asyncio.Future[object]]] = {}  # index -> (term, fut)
+        self._deadlines: list[tuple[float, int, int, float, asyncio.Future[object]]] = []
+        """A heap of (deadline, sequence, index, timeout, future): `expire` fails what is
+        overdue, one sweep per tick, instead of a timer per proposal (which would cost more
+        than the proposal)."""
+        self._proposed = 0
         self.report_messages = False
         """Emit `message_sent` for every Raft message (the dashboard's link rates)."""
         self.max_voters: int | None = None
         """The node's auto-promotion stops at this many voters (None: promote every learner)."""
 
-    def propose(self, data: bytes) -> asyncio.Future[object]:
-        """Propose on this (leader) node; the future resolves with the state machine's answer."""
-        return self._wait_for(self.raft.propose(data))
+    def propose(self, data: bytes, *, timeout: float | None = None) -> asyncio.Future[object]:
+        """Propose on this (leader) node; the future resolves with the state machine's answer,
+        or fails with ProposalTimeout once `timeout` seconds have passed (see `expire`)."""
+        index = self.raft.propose(data)
+        future = self._wait_for(index)
+        if timeout is not None:
+            self._proposed += 1
+            entry = (time.monotonic() + timeout, self._proposed, index, timeout, future)
+            heapq.heappush(self._deadlines, entry)
+        return future
+
+    def expire(self, now: float) -> None:
+        """Fail the proposals whose deadline (time.monotonic) is past; the node's ticker calls
+        it once per tick."""
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, _, index, timeout, future = heapq.heappop(heap)
+            if future.done():
+                continue
+            waiting = self._waiting.get(index)
+            if waiting is not None and waiting[1] is future:
+                del self._waiting[index]
+            future.set_exception(
+                ProposalTimeout(
+                    f"node {self.raft.id}: proposal in group {self.id} not committed within "
+                    f"{timeout:g} s (index {index}); it may still commit later"
+                )
+            )
 
     def propose_conf_change(self, change: ConfChange) -> asyncio.Future[object]:
         """Propose a membership change; the future resolves once it is applied here."""

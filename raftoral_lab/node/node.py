@@ -293,6 +293,26 @@ class Node:
         retried. A forwarded proposal whose answer was lost may be retried and so commit twice:
         make commands idempotent where that matters (workflows carry ids for this reason).
         """
+        self._check_running()
+        target = self.group(group)
+        if target.raft.role is Role.LEADER:
+            # The common case, kept lean: no forwarding request, no timer per proposal (the
+            # ticker sweeps deadlines), so a leader takes tens of thousands per second.
+            deadline = time.monotonic() + timeout
+            try:
+                future = target.propose(data, timeout=timeout)
+            except (NotLeader, ProposalDropped):
+                pass
+            else:
+                self._wake.set()
+                try:
+                    return await future
+                except ProposalDropped:  # a new leader replaced the entry: try through it
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        raise ProposalTimeout(
+                            f"node {self.id}: proposal in group {group} not done in time"
+                        ) from None
         encoded = base64.b64encode(data).decode()
         return await self._on_leader(
             group,
@@ -389,8 +409,10 @@ class Node:
         while self._running:
             next_tick += self.tick_seconds
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            now = time.monotonic()
             for group in list(self.groups.values()):
                 group.raft.tick()
+                group.expire(now)
             ticks += 1
             if self.auto_promote and ticks % self.config.election_timeout == 0:
                 self._promote_caught_up_learners()

@@ -444,7 +444,11 @@ class ScaledRuntime:
             voters=list(cluster.founders) if founder else None,
         )
         runtime = WorkflowRuntime(
-            self.node, self.app, group=cluster.id, propose_timeout=self.propose_timeout
+            self.node,
+            self.app,
+            group=cluster.id,
+            propose_timeout=self.propose_timeout,
+            abort_on_removal=False,  # `_host_clusters` decides when this node lets go
         )
         self.runtimes[cluster.id] = runtime
         self._spawn(runtime.start(wait=False))

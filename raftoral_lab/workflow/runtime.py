@@ -396,7 +396,11 @@ class WorkflowRuntime:
         *,
         group: int = 0,
         propose_timeout: float = 5.0,
+        abort_on_removal: bool = True,
     ) -> None:
+        """`abort_on_removal`: a node removed from the group ends its runs (WorkflowAborted).
+        An execution cluster's member turns it off: it may be removed and added again, and a
+        replayed log holds such removals; whoever hosts the group stops the runtime instead."""
         machine = node.group(group).state_machine
         if not isinstance(machine, WorkflowStateMachine):
             raise WorkflowError(
@@ -408,6 +412,7 @@ class WorkflowRuntime:
         self.app = app
         self.group = group
         self.propose_timeout = propose_timeout
+        self.abort_on_removal = abort_on_removal
         self.state_machine = machine
         self._runs: dict[str, WorkflowRun] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -856,7 +861,8 @@ class WorkflowRuntime:
             self._dirty.set()
         elif event.kind == "membership_changed":
             self._dirty.set()
-            if getattr(event, "op", None) == "remove" and getattr(event, "target", None) == self.id:
+            removed = getattr(event, "op", None) == "remove"
+            if removed and self.abort_on_removal and getattr(event, "target", None) == self.id:
                 self._abort_all(f"node {self.id} was removed from the cluster")
 
     async def _manage(self) -> None:
