@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from raftoral_lab.transport.broker import EmbeddedBroker
 from raftoral_lab.transport.mosquitto import MosquittoProcess, find_mosquitto
 from raftoral_lab.transport.mosquitto import running_mosquitto as _running_mosquitto
+
+from .support import NodeProcess
 
 REQUIRE_ENV = "RAFTORAL_REQUIRE_MOSQUITTO"
 
@@ -48,3 +50,12 @@ async def mosquitto() -> AsyncIterator[MosquittoProcess]:
 async def embedded_broker() -> AsyncIterator[EmbeddedBroker]:
     async with EmbeddedBroker() as broker:
         yield broker
+
+
+@pytest.fixture
+def processes() -> Iterator[list[NodeProcess]]:
+    """The test's node processes; whatever still runs at the end is killed."""
+    started: list[NodeProcess] = []
+    yield started
+    for process in started:
+        process.terminate()

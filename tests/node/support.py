@@ -274,6 +274,24 @@ class NodeProcess:
                 self.proc.wait(10)
 
 
+def founder(
+    broker_url: str, tmp_path: Path, node_id: int, founders: Sequence[int], *extra: str
+) -> NodeProcess:
+    """Founding member `node_id` of a cluster of `founders` (`--bootstrap`), with its data
+    directory `tmp_path/node{id}` and `extra` flags (e.g. `--app`, `--compact-every`)."""
+    return NodeProcess(
+        f"node{node_id}",
+        broker_url,
+        tmp_path / f"node{node_id}",
+        "--bootstrap",
+        "--id",
+        str(node_id),
+        "--voters",
+        ",".join(map(str, founders)),
+        *extra,
+    )
+
+
 def outputs(processes: Iterable[NodeProcess]) -> str:
     """Every process's output, for an assertion message."""
     return "\n".join(f"===== {p.name} =====\n{p.output()}" for p in processes)

@@ -9,7 +9,7 @@ import contextlib
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from raftoral_lab.node.client import ClusterClient
 from raftoral_lab.transport.mosquitto import MosquittoProcess
 
+from . import support
 from .support import (
     CLUSTER,
     NodeProcess,
@@ -36,26 +37,7 @@ COMPACT = ("--compact-every", "50")
 
 
 def founder(mosquitto: MosquittoProcess, tmp_path: Path, node_id: int) -> NodeProcess:
-    return NodeProcess(
-        f"node{node_id}",
-        mosquitto.url,
-        tmp_path / f"node{node_id}",
-        "--bootstrap",
-        "--id",
-        str(node_id),
-        "--voters",
-        ",".join(map(str, FOUNDERS)),
-        *COMPACT,
-    )
-
-
-@pytest.fixture
-def processes() -> Iterator[list[NodeProcess]]:
-    """The test's node processes; whatever still runs at the end is killed."""
-    started: list[NodeProcess] = []
-    yield started
-    for process in started:
-        process.terminate()
+    return support.founder(mosquitto.url, tmp_path, node_id, FOUNDERS, *COMPACT)
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from raftoral_lab.node.client import ClusterClient
 from raftoral_lab.samples import Order, expected_receipt, expected_ten_steps
 from raftoral_lab.transport.mosquitto import MosquittoProcess
 
+from . import support
 from .support import NodeProcess, agreed_leader, caught_up, explained, make_client, wait_until
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
@@ -33,27 +33,9 @@ DEADLINE = 180.0
 
 
 def founder(mosquitto: MosquittoProcess, tmp_path: Path, node_id: int) -> NodeProcess:
-    return NodeProcess(
-        f"node{node_id}",
-        mosquitto.url,
-        tmp_path / f"node{node_id}",
-        "--bootstrap",
-        "--id",
-        str(node_id),
-        "--voters",
-        ",".join(map(str, FOUNDERS)),
-        "--compact-every",
-        "300",
-        *APP,
+    return support.founder(
+        mosquitto.url, tmp_path, node_id, FOUNDERS, "--compact-every", "300", *APP
     )
-
-
-@pytest.fixture
-def processes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for process in started:
-        process.terminate()
 
 
 def job(i: int) -> tuple[str, int, Any, Any]:
