@@ -35,7 +35,9 @@ LEADER = "leader"
 
 
 class Workload:
-    """A steady trickle of writes through the controller, shared by every session."""
+    """A steady trickle of work through the controller, shared by every session: raw writes
+    where the log takes them, else workflows (the first the cluster runs, with its example
+    input), since a workflow cluster's log refuses raw entries."""
 
     def __init__(self, rate: float = 2.0) -> None:
         self.rate = rate
@@ -72,9 +74,21 @@ class Workload:
             for task in pending:
                 task.cancel()
 
+    @staticmethod
+    def unit(controller: Controller) -> str:
+        """What the workload makes: workflows when the cluster runs them, else raw writes."""
+        return "workflows" if controller.workflow_names() else "writes"
+
     async def _one(self, controller: Controller, n: int) -> None:
         try:
-            await controller.propose(b"w%d" % n, None)
+            if self.unit(controller) == "writes":
+                await controller.propose(b"w%d" % n, None)
+            else:
+                name, version = controller.workflow_names()[0]
+                example = controller.workflow_example(name, version)
+                await controller.start_workflow(
+                    name, version, json.loads(example) if example else None
+                )
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -231,20 +245,12 @@ class ControlPanel(Viewer):
             )
             self.write_button = pn.widgets.Button(label="Write an entry", **BUTTON, width=170)
             self.write_button.on_click(self._write)
-            self.workload_toggle = pn.widgets.Toggle(
-                label=f"Workload: {self.workload.rate:g} writes/s",
-                value=self.workload.running,
-                color="primary",
-                variant="outline",
-                sizing_mode="stretch_width",
-                **BUTTON,
-            )
-            self.workload_toggle.param.watch(self._workload_changed, "value")
             sections += [
                 _heading("Writes"),
                 pn.Row(self.via, self.write_button, sizing_mode="stretch_width"),
-                self.workload_toggle,
             ]
+            if Workload.unit(controller) == "writes":
+                sections.append(self._workload_toggle())
 
         # workflows
         sections.append(_heading("Workflows"))
@@ -275,6 +281,8 @@ class ControlPanel(Viewer):
             )
             self.wf_button.on_click(self._start_workflow)
             sections += [self.wf_name, self.wf_input, self.wf_button]
+            if names and Workload.unit(controller) == "workflows":
+                sections.append(self._workload_toggle())
         else:
             why = controller.unavailable.get("workflows", "not available")
             sections.append(
@@ -423,8 +431,16 @@ class ControlPanel(Viewer):
                 with contextlib.suppress(Exception):
                     self.on_change()
         took = time.monotonic() - started
+        if isinstance(result, dict) and result.get("error") == "malformed":
+            # a raw write to a workflow cluster: it is in the log, and rightly has no effect
+            self._say(
+                f"✓ {what}: committed ({took:.1f} s); this cluster's state machine takes "
+                "workflow commands, so the entry changes nothing",
+                "note",
+            )
+            return result
         if isinstance(result, dict) and "error" in result:
-            # committed, but the state machine refused it (e.g. a raw write to a workflow cluster)
+            # committed, but the state machine refused it
             self._say(f"✗ {what}: the state machine answered {result['error']!r}", "warn")
             return result
         suffix = f" → {result}" if result is not None else ""
@@ -491,10 +507,24 @@ class ControlPanel(Viewer):
             f"write through {where}", lambda: self.controller.propose(b"write-%d" % n, node)
         )
 
+    def _workload_toggle(self) -> pn.widgets.Toggle:
+        unit = Workload.unit(self.controller)
+        self.workload_toggle = pn.widgets.Toggle(
+            label=f"Workload: {self.workload.rate:g} {unit}/s",
+            value=self.workload.running,
+            color="primary",
+            variant="outline",
+            sizing_mode="stretch_width",
+            **BUTTON,
+        )
+        self.workload_toggle.param.watch(self._workload_changed, "value")
+        return self.workload_toggle
+
     def _workload_changed(self, event: Any) -> None:
         if event.new and not self.workload.running:
             self.workload.start(self.controller)
-            self._say(f"✓ workload on: {self.workload.rate:g} writes/s", "note")
+            unit = Workload.unit(self.controller)
+            self._say(f"✓ workload on: {self.workload.rate:g} {unit}/s", "note")
         elif not event.new and self.workload.running:
             self.workload.stop()
             self._say("✓ workload off", "note")

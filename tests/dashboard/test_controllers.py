@@ -157,3 +157,31 @@ def test_bus_source_reads_from_a_publisher_on_another_thread() -> None:
     model = Model(source)
     model.fold(got)
     assert model.view.replica(2).commit_index == 30
+
+
+async def test_the_workload_makes_what_the_cluster_takes() -> None:
+    """Raw writes for a command log; workflows for a workflow cluster (whose log refuses raw
+    entries): the demo's workload switch must put real work on a workflow cluster."""
+    from raftoral_lab.dashboard.controls import Workload
+    from raftoral_lab.samples import app
+
+    async def run_workload(lab: Lab) -> Workload:
+        await lab.wait_for_leader()
+        workload = Workload(rate=20.0)
+        example = {"order_id": "o-1", "item": "book"}
+        workload.start(LabController(lab, examples={("process_order", 1): example}))
+        deadline = time.monotonic() + 15
+        while workload.committed < 5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        workload.stop()
+        assert workload.failed == 0, workload.last_error
+        assert workload.committed >= 5
+        return workload
+
+    async with Lab(nodes=3, broker="memory", tick_seconds=0.02) as plain:
+        await run_workload(plain)
+        assert Workload.unit(LabController(plain)) == "writes"
+    async with Lab(nodes=3, app=app, broker="memory", tick_seconds=0.02) as workflows:
+        assert Workload.unit(LabController(workflows)) == "workflows"
+        await run_workload(workflows)
+        assert len(workflows.list_workflows()) >= 5
