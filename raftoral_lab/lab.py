@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -103,10 +104,17 @@ class Lab:
 
         `message_events` makes every node report each Raft message it sends and receives, so
         the dashboard draws message rates; benchmarks turn it off."""
-        if nodes < 1:
-            raise ConfigError(f"a Lab needs at least 1 node, got {nodes}")
-        if tick_seconds <= 0:
-            raise ConfigError(f"tick_seconds must be positive, got {tick_seconds}")
+        _check_arguments(
+            nodes=nodes,
+            tick_seconds=tick_seconds,
+            config=config,
+            app=app,
+            state_machine=state_machine,
+            data_dir=data_dir,
+            compact_every=compact_every,
+            retain_finished=retain_finished,
+            record=record,
+        )
         self.size = nodes
         self.broker_url = broker
         self.cluster = cluster
@@ -463,7 +471,7 @@ class Lab:
 
     async def partition(self, *sides: Iterable[int]) -> None:
         """Cut the network between `sides`; a node named in no side is alone."""
-        groups = [set(side) for side in sides]
+        groups = [_node_set(side) for side in sides]
         every = set(self.nodes)
         named: set[int] = set()
         for side in groups:
@@ -621,3 +629,77 @@ class Lab:
             with contextlib.suppress(StopIteration):
                 any_node = next(iter(self.nodes.values()))
                 any_node.emit(0, kind, fields or {})
+
+
+def _node_set(side: object) -> set[int]:
+    """One side of a partition: an iterable of node ids (ConfigError saying so otherwise)."""
+    if isinstance(side, str | bytes) or not isinstance(side, Iterable):
+        raise ConfigError(
+            f"a partition side is a set of node ids, e.g. lab.partition({{1}}, {{2, 3}}); "
+            f"got {side!r}"
+        )
+    ids = set(side)
+    bad = [n for n in ids if isinstance(n, bool) or not isinstance(n, int)]
+    if bad:
+        raise ConfigError(f"node ids are ints, got {bad!r} in partition side {side!r}")
+    return ids
+
+
+def _check_arguments(
+    *,
+    nodes: object,
+    tick_seconds: object,
+    config: object,
+    app: object,
+    state_machine: object,
+    data_dir: object,
+    compact_every: object,
+    retain_finished: object,
+    record: object,
+) -> None:
+    """Refuse bad Lab arguments at once, saying which and what to give instead."""
+
+    def whole(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not whole(nodes) or not 1 <= nodes <= 1000:  # type: ignore[operator]
+        raise ConfigError(f"nodes must be a whole number from 1 to 1000, got {nodes!r}")
+    if (
+        isinstance(tick_seconds, bool)
+        or not isinstance(tick_seconds, int | float)
+        or not math.isfinite(tick_seconds)
+        or tick_seconds <= 0
+    ):
+        raise ConfigError(
+            f"tick_seconds must be a positive number of seconds (0.05 is usual), "
+            f"got {tick_seconds!r}"
+        )
+    if config is not None and not isinstance(config, RaftConfig):
+        raise ConfigError(f"config must be a RaftConfig(...), got {type(config).__name__}")
+    if app is not None and not isinstance(app, WorkflowApp):
+        raise ConfigError(
+            f"app must be a WorkflowApp (app = WorkflowApp(); @app.workflow(...)), "
+            f"got {type(app).__name__}"
+        )
+    if state_machine is not None and not callable(state_machine):
+        raise ConfigError(
+            "state_machine must be a function of the node id that builds a state machine, "
+            f"got {type(state_machine).__name__}"
+        )
+    if data_dir is not None and not isinstance(data_dir, str | Path):
+        raise ConfigError(f"data_dir must be a path, got {type(data_dir).__name__}")
+    if compact_every is not None and (not whole(compact_every) or compact_every < 1):  # type: ignore[operator]
+        raise ConfigError(
+            f"compact_every must be a whole number of entries >= 1, got {compact_every!r}"
+        )
+    if not whole(retain_finished) or retain_finished < 0:  # type: ignore[operator]
+        raise ConfigError(f"retain_finished must be a whole number >= 0, got {retain_finished!r}")
+    if record is not None:
+        if not isinstance(record, str | Path):
+            raise ConfigError(f"record must be a file path, got {type(record).__name__}")
+        folder = Path(record).parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"record: the folder {str(folder)!r} does not exist; create it or record "
+                "somewhere else"
+            )

@@ -34,13 +34,18 @@ TARGET_HZ = 5.0
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `bench dashboard` under `raftoral-lab bench`."""
+    from raftoral_lab.cli.common import positive_float, positive_int
+
     p = commands.add_parser("dashboard", help=HELP)
-    p.add_argument("--nodes", type=int, default=5, help="cluster size (default 5)")
-    p.add_argument("--entries", type=int, default=10_000, help="log entries (default 10,000)")
-    p.add_argument("--workflows", type=int, default=50, help="running workflows (default 50)")
-    p.add_argument("--rate", type=int, default=5_000, help="live events per second (default 5,000)")
+    p.add_argument("--nodes", type=positive_int, default=5, help="cluster size (default 5)")
+    p.add_argument("--entries", type=positive_int, default=10_000, help="log entries (10,000)")
+    p.add_argument("--workflows", type=positive_int, default=50, help="running workflows (50)")
+    p.add_argument("--rate", type=positive_int, default=5_000, help="live events per second")
     p.add_argument(
-        "--seconds", type=float, default=20.0, help="length of the live run (600: 10 minutes)"
+        "--seconds",
+        type=positive_float,
+        default=20.0,
+        help="length of the live run (600: 10 minutes)",
     )
     p.set_defaults(run=run)
 

@@ -62,10 +62,12 @@ async def run(
 
 
 def add_parser(which: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from raftoral_lab.cli.common import positive_int
+
     p = which.add_parser("events", help="commit throughput with every event published vs none")
-    p.add_argument("--proposals", type=int, default=5000, help="proposals per round (5000)")
-    p.add_argument("--in-flight", type=int, default=500, help="proposals in flight (500)")
-    p.add_argument("--rounds", type=int, default=3, help="off/on rounds; medians (3)")
+    p.add_argument("--proposals", type=positive_int, default=5000, help="proposals per round")
+    p.add_argument("--in-flight", type=positive_int, default=500, help="proposals in flight (500)")
+    p.add_argument("--rounds", type=positive_int, default=3, help="off/on rounds; medians (3)")
     p.set_defaults(run=run_cli)
 
 

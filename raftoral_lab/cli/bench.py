@@ -8,22 +8,29 @@ import platform
 import signal
 import sys
 
-from raftoral_lab.bench import core, events, workflows
+from raftoral_lab.bench import core, events, scale, workflows
 from raftoral_lab.bench import dashboard as bench_dashboard
 from raftoral_lab.bench.table import render
 from raftoral_lab.cli.common import positive_int
 from raftoral_lab.cli.progress import Progress
+from raftoral_lab.errors import ConfigError
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("bench", help="measure speed (see docs/performance.md)")
     which = p.add_subparsers(
-        dest="bench", required=True, metavar="{core,commit,workflows,events,dashboard}"
+        dest="bench", required=True, metavar="{core,commit,workflows,events,dashboard,scale}"
     )
     c = which.add_parser("core", help="the Raft core alone in the simulator: no I/O")
-    c.add_argument("--entries", type=int, default=200_000, help="entries to commit (default 200k)")
-    c.add_argument("--burst", type=int, default=1_000, help="proposals per burst (default 1000)")
-    c.add_argument("--ticks", type=int, default=20_000, help="idle ticks to time (default 20k)")
+    c.add_argument(
+        "--entries", type=positive_int, default=200_000, help="entries to commit (default 200k)"
+    )
+    c.add_argument(
+        "--burst", type=positive_int, default=1_000, help="proposals per burst (default 1000)"
+    )
+    c.add_argument(
+        "--ticks", type=positive_int, default=20_000, help="idle ticks to time (default 20k)"
+    )
     c.set_defaults(run=run_core)
     m = which.add_parser(
         "commit",
@@ -70,11 +77,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     workflows.add_parser(which)
     events.add_parser(which)
     bench_dashboard.add_parser(which)
+    scale.add_parser(which)
 
 
 def run_core(args: argparse.Namespace) -> int:
     if args.entries < args.burst or args.burst < 1 or args.ticks < 1:
-        raise SystemExit("bench core: need --entries >= --burst >= 1 and --ticks >= 1")
+        raise ConfigError(
+            f"need --entries >= --burst >= 1 and --ticks >= 1, got --entries {args.entries} "
+            f"--burst {args.burst} --ticks {args.ticks}"
+        )
     print(
         f"bench core on {platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}; 3-node cluster, bursts of {args.burst}, 16-byte commands"

@@ -6,14 +6,18 @@ import argparse
 import asyncio
 import contextlib
 
-from raftoral_lab.cli.common import positive_int
+from raftoral_lab.cli.common import listen_address, port_number
 from raftoral_lab.transport.broker import EmbeddedBroker
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("broker", help="run the embedded MQTT broker (amqtt) until Ctrl-C")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=positive_int, default=1883, help="port (default 1883)")
+    p.add_argument(
+        "--host", type=listen_address, default="127.0.0.1", help="address to bind (127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", type=port_number, default=1883, help="port (default 1883; 0: any free one)"
+    )
     p.set_defaults(run=run)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import math
 import os
+import re
 from pathlib import Path
 
 from raftoral_lab.errors import ConfigError
@@ -57,7 +60,7 @@ def cluster_secret(args: argparse.Namespace) -> str | None:
     if path is not None:
         try:
             secret = path.read_text().strip()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not text
             raise ConfigError(f"cannot read the secret file {path}: {exc}") from None
         if not secret:
             raise ConfigError(f"the secret file {path} is empty")
@@ -80,6 +83,67 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
+    if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number from 0 to 65535 (0: any free port), got {value}"
+        )
+    return value
+
+
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def listen_address(text: str) -> str:
+    """An address to serve or bind on: an IP address or a host name (checked for its form
+    only; whether it resolves is found when listening)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if len(text) > 253 or not _HOSTNAME.fullmatch(text):
+            raise argparse.ArgumentTypeError(
+                f"expected an IP address or a host name, e.g. 127.0.0.1 or 0.0.0.0, got {text!r}"
+            ) from None
+    return text
+
+
+def existing_file(text: str) -> Path:
+    """A path to a file that exists (checked before any work starts)."""
+    path = Path(text)
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # a NUL in the path, a name too long
+        is_file = False
+    if not is_file:
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return path
+
+
+def new_file(text: str) -> Path:
+    """A file to write: its directory must exist, and it must not be a directory."""
+    path = Path(text)
+    try:
+        ok = bool(text) and path.parent.is_dir() and not path.is_dir()
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text!r}: give a file in an existing directory"
+        )
+    return path
+
+
+def check_broker_args(args: argparse.Namespace) -> None:
+    """Check --broker, --cluster, TLS and the secret before any work starts: building a
+    transport checks them all (ConfigError saying what is wrong) and connects nothing."""
+    mqtt_transport(args, 1, presence=False)

@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from raftoral_lab.cli.common import add_broker_args, mqtt_transport
+from raftoral_lab.cli.common import (
+    add_broker_args,
+    check_broker_args,
+    listen_address,
+    mqtt_transport,
+    port_number,
+)
 from raftoral_lab.dashboard.access import AccessPolicy
 from raftoral_lab.node.client import client_id
 
@@ -29,9 +35,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def add_serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=5006, help="dashboard port (default 5006)")
+    p.add_argument("--port", type=port_number, default=5006, help="dashboard port (default 5006)")
     p.add_argument(
         "--address",
+        type=listen_address,
         default="127.0.0.1",
         help="address to serve on (default 127.0.0.1; any other address needs a token)",
     )
@@ -40,6 +47,7 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_broker_args(args)
     try:
         return asyncio.run(_main(args))
     except asyncio.CancelledError:

@@ -1,9 +1,11 @@
 """`raftoral-lab demo`: a live cluster in this process and its dashboard in the browser.
 
 An embedded MQTT broker (or `--broker URL`, or `--broker memory` for none), a `Lab` of
-`--nodes` nodes, a sample workflow app when the Lab can run workflows, and the dashboard
-served on `--port`. Controls are for this machine only, unless `--address` opens the page to
-others: then the command prints a URL with a token, and pages opened without it only watch.
+`--nodes` nodes (scaled out into a management group and execution clusters with
+`--execution-cluster-size N`), a sample workflow app when the Lab can run workflows, and the
+dashboard served on `--port`. Controls are for this machine only, unless `--address` opens
+the page to others: then the command prints a URL with a token, and pages opened without it
+only watch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from raftoral_lab.cli.common import positive_float, positive_int
+from raftoral_lab.cli.common import (
+    listen_address,
+    new_file,
+    port_number,
+    positive_float,
+    positive_int,
+)
 from raftoral_lab.core import RaftConfig
 from raftoral_lab.dashboard.access import AccessPolicy
 from raftoral_lab.dashboard.controller import LabController, LoopController
@@ -124,14 +132,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--nodes", type=positive_int, default=3, help="cluster size (default 3)")
     p.add_argument(
+        "--execution-cluster-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="scale out: group 0 becomes a management group and workflows run in execution "
+        "clusters of about N nodes, each its own Raft group (e.g. --nodes 15 "
+        "--execution-cluster-size 5; default: one cluster, not scaled)",
+    )
+    p.add_argument(
         "--broker",
         default=None,
         help="broker URL (default: an embedded broker; 'memory' for none at all)",
     )
     p.add_argument("--cluster", default="lab", help="cluster name (default lab)")
-    p.add_argument("--port", type=int, default=5006, help="dashboard port (default 5006)")
+    p.add_argument("--port", type=port_number, default=5006, help="dashboard port (default 5006)")
     p.add_argument(
         "--address",
+        type=listen_address,
         default="127.0.0.1",
         help="address to serve on (default 127.0.0.1: this machine only; any other address "
         "makes a control token, printed below)",
@@ -147,15 +165,28 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="leaders cut off from a majority keep leading (a stale leader, for the lesson)",
     )
     p.add_argument("--workload", action="store_true", help="start with the write workload on")
-    p.add_argument("--record", metavar="FILE.jsonl", help="also record every event to a file")
+    p.add_argument(
+        "--record", type=new_file, metavar="FILE.jsonl", help="also record every event to a file"
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_args(args)
     try:
         return asyncio.run(_main(args))
     except asyncio.CancelledError:  # SIGTERM: stopped cleanly
         return 0
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """The cluster name and broker URL, before a broker or a node starts (ConfigError)."""
+    from raftoral_lab.transport.mqtt import parse_broker_url
+    from raftoral_lab.transport.topics import validate_cluster
+
+    validate_cluster(args.cluster)
+    if args.broker is not None and args.broker != "memory":
+        parse_broker_url(args.broker)
 
 
 def make_lab(args: argparse.Namespace) -> tuple[Lab, bool]:
@@ -168,6 +199,16 @@ def make_lab(args: argparse.Namespace) -> tuple[Lab, bool]:
     with_app = app is not None and "app" in inspect.signature(Lab).parameters
     if with_app:
         kwargs["app"] = app
+    size = getattr(args, "execution_cluster_size", None)
+    if size is not None:
+        if not with_app:
+            from raftoral_lab.errors import ConfigError
+
+            raise ConfigError(
+                "--execution-cluster-size needs the workflow layer (execution clusters run "
+                "workflows), and it is not importable here"
+            )
+        kwargs["execution_cluster_size"] = size
     lab = Lab(
         nodes=args.nodes,
         broker=args.broker,
@@ -204,6 +245,11 @@ async def _main(args: argparse.Namespace) -> int:
         port = server.port
         where = lab.url
         print(f"raftoral-lab demo: {args.nodes} nodes on {where}, cluster {args.cluster!r}")
+        if getattr(args, "execution_cluster_size", None) is not None:
+            print(
+                f"  scaled out: a management group (group 0) and execution clusters of about "
+                f"{args.execution_cluster_size} nodes"
+            )
         if not with_app:
             print("  workflows: not wired into the Lab yet (the workflow controls say so)")
         for url in dashboard_urls(port, args.address, policy):
@@ -234,6 +280,7 @@ async def _record(lab: Lab, args: argparse.Namespace) -> None:
         "tick_seconds": args.tick,
         "nodes": args.nodes,
         "check_quorum": not args.no_check_quorum,
+        "execution_cluster_size": getattr(args, "execution_cluster_size", None),
     }
     with Recorder(args.record, cluster=args.cluster, config=config, flush_each=False) as recorder:
         try:

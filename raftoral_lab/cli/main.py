@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from raftoral_lab import __version__
-from raftoral_lab.cli import bench, broker, dashboard, demo, node, replay, run, sim, status
+from raftoral_lab.cli import bench, broker, chaos, dashboard, demo, node, replay, run, sim, status
 from raftoral_lab.errors import RaftoralError
 
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"raftoral-lab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (sim, node, status, broker, bench, demo, dashboard, replay, run):
+    for module in (sim, node, status, broker, bench, demo, dashboard, replay, run, chaos):
         module.add_parser(commands)
     return parser
 

@@ -20,7 +20,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from raftoral_lab.cli.common import add_broker_args, mqtt_transport, positive_float, positive_int
+from raftoral_lab.cli.common import (
+    add_broker_args,
+    check_broker_args,
+    mqtt_transport,
+    new_file,
+    positive_float,
+    positive_int,
+)
 from raftoral_lab.core import RaftConfig, Storage
 from raftoral_lab.errors import ConfigError, RaftoralError
 from raftoral_lab.events import EventBase, Recorder
@@ -86,7 +93,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="publish this node's events on events/{id} for dashboards anywhere: all of them, "
         "one message event in ten (default), or none",
     )
-    p.add_argument("--record", type=Path, help="also write every event to this JSONL file")
+    p.add_argument("--record", type=new_file, help="also write every event to this JSONL file")
     p.set_defaults(run=run)
 
 
@@ -98,7 +105,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    app = load_app(args.app) if args.app else None
+    # every flag is checked before anything is written or connected
+    check_broker_args(args)
+    app = load_app(args.app) if args.app is not None else None
+    config = RaftConfig(
+        election_timeout=args.election_ticks, heartbeat_interval=max(1, args.election_ticks // 10)
+    )
+    if args.bootstrap:
+        _parse_voters(args.voters, args.id or 1)
+    _check_data_dir(args.data_dir)
     policy = None
     if args.execution_cluster_size is not None:
         if app is None:
@@ -125,9 +140,6 @@ async def _main(args: argparse.Namespace) -> int:
         )
     storage = _storage(args.data_dir)
     _write_identity(args.data_dir, node_id, args.cluster)
-    config = RaftConfig(
-        election_timeout=args.election_ticks, heartbeat_interval=max(1, args.election_ticks // 10)
-    )
     machine: StateMachine | None = None
     if policy is not None:
         machine = ManagementState()
@@ -159,9 +171,12 @@ async def _main(args: argparse.Namespace) -> int:
     if args.events != "off":
         EventPublisher(node, sample_messages=1.0 if args.events == "on" else 0.1)
     if args.record is not None:
-        recorder = Recorder(
-            args.record, cluster=args.cluster, config={"node": node_id}, flush_each=True
-        )
+        try:
+            recorder = Recorder(
+                args.record, cluster=args.cluster, config={"node": node_id}, flush_each=True
+            )
+        except OSError as error:
+            raise ConfigError(f"--record {args.record}: cannot write it: {error}") from None
         node.listeners.append(recorder.record)
     await node.start()
     runtime: WorkflowRuntime | ScaledRuntime | None = None
@@ -241,7 +256,7 @@ def load_app(spec: str) -> WorkflowApp:
 
 
 def _parse_voters(text: str | None, node_id: int) -> list[int]:
-    if not text:
+    if text is None:
         return [node_id]
     try:
         voters = sorted({int(v) for v in text.split(",") if v.strip()})
@@ -256,10 +271,32 @@ def _parse_voters(text: str | None, node_id: int) -> list[int]:
     return voters
 
 
+def _check_data_dir(data_dir: Path | None) -> None:
+    """The data directory is a directory, or can be made one (nothing is created here)."""
+    if data_dir is None:
+        return
+    try:
+        exists, is_dir = data_dir.exists(), data_dir.is_dir()
+        parent = next((p for p in data_dir.absolute().parents if p.exists()), None)
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        raise ConfigError(f"--data-dir {str(data_dir)!r} cannot be used: {error}") from None
+    if exists:
+        if not is_dir:
+            raise ConfigError(f"--data-dir {data_dir} is a file; give a directory")
+        return
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--data-dir {data_dir} cannot be created: {parent} is not a writable directory"
+        )
+
+
 def _storage(data_dir: Path | None) -> Storage:
     if data_dir is None:
         return MemoryStorage()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--data-dir {data_dir} cannot be created: {error}") from None
     return SQLiteStorage(data_dir / "raft.db")
 
 
@@ -283,6 +320,8 @@ def _read_identity(data_dir: Path | None) -> int | None:
     path = data_dir / IDENTITY_FILE
     try:
         return int(json.loads(path.read_text())["node_id"])
+    except OSError as exc:
+        raise ConfigError(f"cannot read the node identity file {path}: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"{path} is not a node identity file ({exc}); move it away or fix it"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from raftoral_lab.cli.common import existing_file
 from raftoral_lab.cli.dashboard import add_serve_args
+from raftoral_lab.errors import ConfigError
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,6 +18,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        existing_file(args.file)  # before the dashboard starts
+    except argparse.ArgumentTypeError as error:
+        raise ConfigError(f"{error}; give a recording made with --record") from None
     try:
         return asyncio.run(_main(args))
     except asyncio.CancelledError:

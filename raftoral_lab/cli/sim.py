@@ -10,6 +10,7 @@ from functools import partial
 
 from raftoral_lab.cli.progress import Progress
 from raftoral_lab.sim.schedule import FAULTS, Outcome, parse_faults, run_schedule
+from raftoral_lab.sim.simulation import MAX_NODES
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +27,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--seed", type=int, help="run this one seed and print its fault schedule")
     p.add_argument("--ticks", type=_positive, default=3000, help="ticks per seed (default 3000)")
-    p.add_argument("--nodes", type=_positive, default=5, help="cluster size (default 5)")
+    p.add_argument(
+        "--nodes",
+        type=_cluster_size,
+        default=5,
+        help=f"cluster size (default 5, at most {MAX_NODES})",
+    )
     p.add_argument(
         "--faults",
         default="all",
@@ -43,6 +49,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="processes")
     p.add_argument("--verbose", action="store_true", help="print every injected fault")
     p.set_defaults(run=run)
+
+
+def _cluster_size(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_NODES:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_NODES} nodes, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:

@@ -6,7 +6,12 @@ import argparse
 import asyncio
 
 from raftoral_lab.bench.table import render
-from raftoral_lab.cli.common import add_broker_args, mqtt_transport
+from raftoral_lab.cli.common import (
+    add_broker_args,
+    check_broker_args,
+    mqtt_transport,
+    positive_float,
+)
 from raftoral_lab.node.client import ClusterClient, client_id
 
 COLUMNS = ("node", "role", "term", "leader", "commit", "applied", "last", "voters", "learners")
@@ -16,12 +21,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = commands.add_parser("status", help="print the nodes, roles, terms and indexes of a cluster")
     add_broker_args(p)
     p.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds to wait for nodes (default 5)"
+        "--timeout", type=positive_float, default=5.0, help="seconds to wait for nodes (default 5)"
     )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_broker_args(args)
     return asyncio.run(_main(args))
 
 

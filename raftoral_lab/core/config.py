@@ -6,6 +6,13 @@ from dataclasses import dataclass
 
 from raftoral_lab.errors import ConfigError
 
+_COUNTS = {
+    "election_timeout": "ticks",
+    "heartbeat_interval": "ticks",
+    "max_entries_per_message": "entries",
+    "max_inflight": "messages",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class RaftConfig:
@@ -26,6 +33,17 @@ class RaftConfig:
     """Record what the node does (role changes, votes, appends...) in `Ready.trace`."""
 
     def __post_init__(self) -> None:
+        for name, unit in _COUNTS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(
+                    f"{name} must be a whole number of {unit}, got {value!r} "
+                    f"({type(value).__name__})"
+                )
+        for name in ("pre_vote", "check_quorum", "trace"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
         if self.heartbeat_interval < 1:
             raise ConfigError(
                 f"heartbeat_interval must be at least 1 tick, got {self.heartbeat_interval}"

@@ -35,6 +35,9 @@ from raftoral_lab.storage import MemoryStorage
 
 MAX_ROUNDS_PER_TICK = 10_000
 """Message rounds within one tick before the simulator declares a livelock."""
+MAX_NODES = 1000
+"""The most nodes a simulation starts with (far beyond any lesson; a typo like 10**7 would
+otherwise allocate until the machine runs out of memory)."""
 
 
 class StateMachine:
@@ -158,11 +161,33 @@ class Simulation:
         compact_every: int | None = None,
         machine_factory: MachineFactory | None = None,
     ) -> None:
+        if isinstance(nodes, bool) or not isinstance(nodes, int):
+            raise ConfigError(f"nodes must be a whole number of nodes, got {nodes!r}")
         if nodes < 1:
             raise ConfigError(f"a simulation needs at least 1 node, got {nodes}")
-        if compact_every is not None and compact_every < 1:
+        if nodes > MAX_NODES:
+            raise ConfigError(f"a simulation takes at most {MAX_NODES} nodes, got {nodes}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(
-                f"compact_every must be a positive number of entries, got {compact_every}"
+                f"seed must be a whole number (the same seed replays the same run), got {seed!r}"
+            )
+        if config is not None and not isinstance(config, RaftConfig):
+            raise ConfigError(f"config must be a RaftConfig, got {type(config).__name__}")
+        if isinstance(group, bool) or not isinstance(group, int) or group < 0:
+            raise ConfigError(f"group must be a non-negative whole number, got {group!r}")
+        if compact_every is not None and (
+            isinstance(compact_every, bool)
+            or not isinstance(compact_every, int)
+            or compact_every < 1
+        ):
+            raise ConfigError(
+                f"compact_every must be a positive number of entries (or None), got "
+                f"{compact_every!r}"
+            )
+        if machine_factory is not None and not callable(machine_factory):
+            raise ConfigError(
+                "machine_factory must be a function (node_id, snapshot) -> state machine, got "
+                f"{type(machine_factory).__name__}"
             )
         self.seed = seed
         self.config = config or RaftConfig(trace=record_events)

@@ -234,7 +234,7 @@ class MqttTransport(Transport):
                 self._tls_context = ssl.create_default_context(
                     cafile=os.fspath(tls_ca_file) if tls_ca_file is not None else None
                 )
-            except (OSError, ssl.SSLError) as exc:
+            except (OSError, ValueError, ssl.SSLError) as exc:  # ValueError: a NUL in the path
                 raise ConfigError(f"cannot use the TLS CA file {tls_ca_file!r}: {exc}") from None
         else:
             self._tls_context = None

@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from raftoral_lab.errors import InvalidWorkflowInput, UnknownWorkflow, WorkflowDefinitionError
+from raftoral_lab.errors import (
+    InvalidWorkflowInput,
+    UnknownWorkflow,
+    WorkflowDefinitionError,
+    WorkflowError,
+)
 
 if TYPE_CHECKING:
     from raftoral_lab.workflow.context import WorkflowContext
@@ -213,6 +218,11 @@ class WorkflowApp:
 
     def get(self, name: str, version: int) -> WorkflowDefinition:
         """The definition, or UnknownWorkflow listing what is registered."""
+        if not isinstance(name, str) or isinstance(version, bool) or not isinstance(version, int):
+            raise WorkflowError(
+                f"a workflow is named by a str and an int version, got name={name!r}, "
+                f"version={version!r}"
+            )
         try:
             return self._definitions[(name, version)]
         except KeyError:

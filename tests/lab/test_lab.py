@@ -72,7 +72,7 @@ async def test_remove_the_leader_then_the_rest_carries_on() -> None:
 
 
 async def test_misuse_says_what_to_do() -> None:
-    with pytest.raises(ConfigError, match="at least 1 node"):
+    with pytest.raises(ConfigError, match="nodes must be a whole number from 1"):
         Lab(nodes=0)
     lab = Lab(nodes=1, broker="memory", tick_seconds=0.02)
     with pytest.raises(NodeError, match="not started"):
