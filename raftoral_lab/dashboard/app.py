@@ -25,6 +25,7 @@ from raftoral_lab.dashboard.feed import CATEGORIES, render_counters, render_feed
 from raftoral_lab.dashboard.logs import render_log_legend, render_logs
 from raftoral_lab.dashboard.model import Model, ReplayModel
 from raftoral_lab.dashboard.roles import looks
+from raftoral_lab.dashboard.tiers import TiersView
 from raftoral_lab.dashboard.timeline import render_timeline, render_timeline_legend
 from raftoral_lab.dashboard.topology import render_legend, render_topology
 from raftoral_lab.dashboard.workflows import COLUMNS, render_queues, workflow_rows
@@ -99,6 +100,8 @@ class Dashboard(Viewer):
         self.queues = _html(css_classes=["queues-pane"])
         self.feed = _html(css_classes=["feed-pane"])
         self.counters = _html(css_classes=["counters-pane"])
+        self.tiers = TiersView(model)
+        """The management group above its execution clusters (shown for a scaled cluster)."""
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=list(COLUMNS)),
             selectable=1,
@@ -198,6 +201,7 @@ class Dashboard(Viewer):
         counters = card("Messages and drops", self.counters)
         main = pn.Column(
             self.group_picker,
+            self.tiers,
             pn.Row(
                 pn.Column(topology, width=720),
                 pn.Column(timeline, counters, sizing_mode="stretch_width"),
@@ -317,6 +321,7 @@ class Dashboard(Viewer):
         self._draw_feed()
         _set(self.counters, render_counters(model))
         self._draw_header()
+        self.tiers.update()
         groups = [f"group {g}" for g in model.view.groups()]
         if len(groups) > 1 and list(self.group_picker.options) != groups:
             self.group_picker.options = groups

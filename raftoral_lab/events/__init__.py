@@ -111,6 +111,7 @@ from raftoral_lab.events.recording import (
 from raftoral_lab.events.view import (
     LAB_NODE,
     Checkpoint,
+    ClusterPlan,
     ClusterView,
     Election,
     LeaderSpan,
@@ -143,6 +144,7 @@ __all__ = [
     "CheckpointDuplicate",
     "CheckpointProposed",
     "CheckpointStale",
+    "ClusterPlan",
     "ClusterView",
     "ClustersPlanned",
     "CommitAdvanced",

@@ -25,6 +25,8 @@ from pydantic import (
     Strict,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -298,6 +300,17 @@ class BrokerReconnected(EventBase):
     broker: str
 
 
+class PresenceChanged(EventBase):
+    """What the retained `presence/{node}` document says of the node, as a `RemoteObserver`
+    read it: not emitted by the node. `alive` false with `reason` "connection lost" is the
+    broker's last will (the node died, e.g. `kill -9`, or lost the broker without a goodbye);
+    "closed" is a clean stop. `reason` is None when the node is back."""
+
+    kind: Literal["presence_changed"] = "presence_changed"
+    alive: bool
+    reason: str | None = None
+
+
 class ClustersPlanned(EventBase):
     """The management group (group 0) applied plan `version`: the execution clusters (ids
     and members) and the nodes the manager saw alive."""
@@ -308,6 +321,16 @@ class ClustersPlanned(EventBase):
     """Members of each execution cluster, in `cluster_ids` order."""
     cluster_ids: Ids
     live: Ids
+
+    @field_validator("cluster_ids")
+    @classmethod
+    def _one_id_per_cluster(cls, ids: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        clusters = info.data.get("clusters")
+        if clusters is not None and len(clusters) != len(ids):
+            raise ValueError(
+                f"{len(ids)} cluster ids for {len(clusters)} member lists (one id per cluster)"
+            )
+        return ids
 
 
 # --- workflows (from the workflow layer; DESIGN.md section 4) --------------------------------
@@ -477,6 +500,7 @@ _AnyEvent: TypeAlias = (
     | ProposalForwarded
     | BrokerDisconnected
     | BrokerReconnected
+    | PresenceChanged
     | ClustersPlanned
     | WorkflowStarted
     | CheckpointProposed

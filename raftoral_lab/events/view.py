@@ -22,6 +22,13 @@ events with `ts <= t` (thanks to the first property no sorting is needed). A vie
 
 Node 0 is the lab or simulator itself (servers are numbered from 1): its `partitioned` and
 `healed` events describe the whole network and do not make it a node.
+
+A scaled cluster has two tiers: group 0, the management group, decides the execution clusters
+(each its own Raft group 1..n) and every node reports each plan it applies
+(`clusters_planned`). The view keeps the newest plan any node reported (`plan`,
+`execution_clusters`, `management_version`, `live_by_manager`): plan versions only grow along
+group 0's log, so the highest version is a commutative summary like the others. The leader of
+every group, management or execution, is the one `leader(group)` derives from the roles.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from raftoral_lab.events.models import (
     CheckpointDuplicate,
     CheckpointProposed,
     CheckpointStale,
+    ClustersPlanned,
     CommitAdvanced,
     ElectionStarted,
     EntriesAppended,
@@ -468,6 +476,38 @@ class WorkflowState:
         }
 
 
+# --- the two tiers of a scaled cluster ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPlan:
+    """A plan of the management group (group 0): the execution clusters and their members,
+    and the nodes the manager saw alive when it planned.
+
+    `since` is the earliest time any node reported applying it (nodes apply a plan one after
+    the other; the earliest is when it first took effect somewhere)."""
+
+    version: int
+    clusters: tuple[tuple[int, tuple[int, ...]], ...]
+    """(cluster id, members) of every execution cluster, by id."""
+    live: tuple[int, ...]
+    since: float
+
+    @property
+    def key(self) -> tuple[int, tuple[tuple[int, tuple[int, ...]], ...], tuple[int, ...]]:
+        """What orders plans: the version first (only the content breaks a tie, which a
+        correct management group never makes), so the newest plan wins in any order."""
+        return (self.version, self.clusters, self.live)
+
+    def members(self) -> dict[int, tuple[int, ...]]:
+        """Cluster id -> its members."""
+        return dict(self.clusters)
+
+    def clusters_of(self, node: int) -> list[int]:
+        """The execution clusters `node` belongs to (several when it is shared)."""
+        return [cluster for cluster, members in self.clusters if node in members]
+
+
 @dataclass(slots=True)
 class MessageCount:
     sent: int = 0
@@ -483,7 +523,9 @@ class ClusterView:
 
     Feed it with `apply(event)` (it is a listener: `node.listeners.append(view)`), `extend`,
     or the constructor. Read `nodes`, `replica(node, group)`, `leader(group)`, `leader_spans`,
-    `elections()`, `workflows`, `messages`, `drops`, `partitions`; compare with `==`.
+    `elections()`, `workflows`, `messages`, `drops`, `partitions`, and in a scaled cluster
+    `plan` (`execution_clusters`, `management_version`, `live_by_manager`, `clusters_of`);
+    compare with `==`.
     """
 
     def __init__(self, events: Iterable[EventBase] = (), *, keep_events: bool = False) -> None:
@@ -502,6 +544,12 @@ class ClusterView:
         self.partitions: dict[int, tuple[tuple[int, ...], ...]] = {}
         """Emitter -> the sides it cut the network into (node 0: the lab's whole-network cut;
         a server: the peers it blocks, as `((itself,), blocked)`); healed cuts are removed."""
+        self.plan: ClusterPlan | None = None
+        """The newest plan of the management group any node reported (None: not scaled, or
+        no node said so yet)."""
+        self.plan_versions: dict[int, int] = {}
+        """Node -> version of the plan it reported last (a restarted node starts again from 0
+        and catches up as it replays group 0's log)."""
         self.counts: Counter[str] = Counter()
         """Events folded, by kind."""
         self.time: float | None = None
@@ -532,6 +580,7 @@ class ClusterView:
             "proposal_forwarded": self._proposal_forwarded,  # type: ignore[dict-item]
             "broker_disconnected": self._broker_disconnected,
             "broker_reconnected": self._broker_reconnected,
+            "clusters_planned": self._clusters_planned,  # type: ignore[dict-item]
             "workflow_started": self._workflow_started,  # type: ignore[dict-item]
             "checkpoint_proposed": self._checkpoint_proposed,  # type: ignore[dict-item]
             "checkpoint_committed": self._checkpoint_committed,  # type: ignore[dict-item]
@@ -649,6 +698,30 @@ class ClusterView:
             for election in replica.elections
         ]
 
+    @property
+    def execution_clusters(self) -> dict[int, tuple[int, ...]]:
+        """Execution cluster id (its Raft group) -> its members, as the newest plan has them
+        ({} when the cluster is not scaled, or before the first plan)."""
+        return self.plan.members() if self.plan is not None else {}
+
+    @property
+    def management_version(self) -> int | None:
+        """The version of the newest plan (None before any node reported one)."""
+        return self.plan.version if self.plan is not None else None
+
+    @property
+    def live_by_manager(self) -> tuple[int, ...]:
+        """The nodes the management leader saw alive when it made the newest plan."""
+        return self.plan.live if self.plan is not None else ()
+
+    def clusters_of(self, node: int) -> list[int]:
+        """The execution clusters `node` belongs to in the newest plan."""
+        return self.plan.clusters_of(node) if self.plan is not None else []
+
+    def cluster_leaders(self) -> dict[int, int | None]:
+        """Execution cluster id -> its leader (as `leader(group)` derives it), by id."""
+        return {cluster: self.leader(cluster) for cluster in self.execution_clusters}
+
     def workflow(self, workflow_id: str) -> WorkflowState:
         """The workflow `workflow_id` (created empty if no event mentioned it yet)."""
         state = self.workflows.get(workflow_id)
@@ -702,6 +775,12 @@ class ClusterView:
             ],
             "workflows": {w: s.snapshot() for w, s in sorted(self.workflows.items())},
             "partitions": dict(sorted(self.partitions.items())),
+            "plan": (
+                None
+                if self.plan is None
+                else (self.plan.version, self.plan.clusters, self.plan.live, self.plan.since)
+            ),
+            "plan_versions": dict(sorted(self.plan_versions.items())),
             "counts": {
                 k: c for k, c in sorted(self.counts.items()) if messages or k not in MESSAGE_KINDS
             },
@@ -874,6 +953,20 @@ class ClusterView:
 
     def _broker_reconnected(self, e: EventBase) -> None:
         self.nodes[e.node].broker_connected = True
+
+    # --- the two tiers ---------------------------------------------------------------------------
+
+    def _clusters_planned(self, e: ClustersPlanned) -> None:
+        self.plan_versions[e.node] = e.version
+        clusters = tuple(
+            sorted((c, tuple(sorted(m))) for c, m in zip(e.cluster_ids, e.clusters, strict=False))
+        )
+        plan = ClusterPlan(e.version, clusters, tuple(sorted(e.live)), e.ts)
+        current = self.plan
+        if current is None or plan.key > current.key:
+            self.plan = plan
+        elif plan.key == current.key and e.ts < current.since:
+            self.plan = plan  # the same plan, applied earlier by another node
 
     # --- workflows -----------------------------------------------------------------------------
 
