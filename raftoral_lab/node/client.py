@@ -137,25 +137,11 @@ class ClusterClient:
         """Keep each node's presence document; an empty payload (a cleared retained message)
         means the node is gone. Anything malformed is counted and changes nothing."""
         try:
-            node = _presence_node(topic)
-            if not payload:
-                self.presence[node] = {"node": node, "alive": False}
-                return
-            doc = load_json_object(
-                payload, "presence document", payload_limit(self.transport), PRESENCE_VERSION
-            )
-            if doc.get("node") != node or type(doc.get("node")) is not int:
-                raise MalformedMessage(
-                    f"presence document on {topic} names node {doc.get('node')!r}"
-                )
-            if not isinstance(doc.get("alive"), bool):
-                raise MalformedMessage(
-                    f"presence field alive must be true or false, got {doc.get('alive')!r}"
-                )
+            node, doc = parse_presence(topic, payload, max_bytes=payload_limit(self.transport))
         except MalformedMessage as error:
             self._count_malformed(str(error))
             return
-        self.presence[node] = doc
+        self.presence[node] = doc if doc is not None else {"node": node, "alive": False}
 
     def _count_malformed(self, reason: str) -> None:
         """Counted here and in the transport's stats (as refused Raft payloads are)."""
@@ -163,6 +149,26 @@ class ClusterClient:
         self.last_malformed = reason
         self.transport.stats.malformed += 1
         self.transport.stats.last_malformed = reason
+
+
+def parse_presence(
+    topic: str, payload: bytes, *, max_bytes: int
+) -> tuple[int, dict[str, Any] | None]:
+    """(node id, its presence document) of a `presence/{id}` message; the document is None
+    for an empty payload (a cleared retained message). MalformedMessage when the topic names
+    no node, or the document is not a presence document of that node (version, `node`, a
+    boolean `alive`)."""
+    node = _presence_node(topic)
+    if not payload:
+        return node, None
+    doc = load_json_object(payload, "presence document", max_bytes, PRESENCE_VERSION)
+    if doc.get("node") != node or type(doc.get("node")) is not int:
+        raise MalformedMessage(f"presence document on {topic} names node {doc.get('node')!r}")
+    if not isinstance(doc.get("alive"), bool):
+        raise MalformedMessage(
+            f"presence field alive must be true or false, got {doc.get('alive')!r}"
+        )
+    return node, doc
 
 
 def _presence_node(topic: str) -> int:

@@ -2,8 +2,10 @@
 
 `{"v": 1, "op": "partition", "blocked": [2, 3]}`, `{"op": "heal"}`,
 `{"op": "drop_rate", "rate": 0.1}`, `{"op": "delay", "low": 0.01, "high": 0.05}` (seconds),
-`{"op": "crash"}` (the node stops at once, as if killed). Every control carries `"v": 1`;
-anything else (or a payload over the transport's size limit) is refused as malformed.
+`{"op": "crash"}` (the node stops at once, as if killed), and one that changes nothing:
+`{"op": "announce"}` (optionally `"group": N`), which asks the node to report its current state
+as events, for an observer that connected after the cluster went quiet. Every control carries
+`"v": 1`; anything else (or a payload over the transport's size limit) is refused as malformed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from raftoral_lab.transport.codec import DEFAULT_MAX_PAYLOAD
 from raftoral_lab.transport.faults import FaultFilter
 
 CONTROL_VERSION = 1
-CONTROL_OPS = ("partition", "heal", "drop_rate", "delay", "crash")
+CONTROL_OPS = ("partition", "heal", "drop_rate", "delay", "crash", "announce")
 
 
 def parse_control(payload: bytes, *, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> dict[str, Any]:
@@ -48,3 +50,17 @@ def apply_fault(faults: FaultFilter, body: dict[str, Any]) -> str:
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise MalformedMessage(f"control {op}: {exc}") from None
     raise MalformedMessage(f"control op {op!r} is not a fault")
+
+
+def announce_group(body: dict[str, Any]) -> int | None:
+    """The group an `announce` control asks about: None (every group the node hosts), or the
+    id in its `group` field. A group that is not an integer id is refused as malformed (a group
+    the node does not host is no error: a scaled cluster's observer may ask every node)."""
+    if body.get("op") != "announce":
+        raise MalformedMessage(f"control op {body.get('op')!r} is not announce")
+    group = body.get("group")
+    if group is None:
+        return None
+    if type(group) is not int or group < 0:
+        raise MalformedMessage(f"control announce: group must be a group id, got {group!r}")
+    return group

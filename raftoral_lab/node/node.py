@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -40,12 +41,14 @@ from raftoral_lab.errors import (
     RaftoralError,
 )
 from raftoral_lab.events import EventBase, make_event
-from raftoral_lab.node.control import apply_fault, parse_control
+from raftoral_lab.node.control import announce_group, apply_fault, parse_control
 from raftoral_lab.node.group import Group
 from raftoral_lab.node.rpc import Request, RpcClient, answer, parse_request, payload_limit
 from raftoral_lab.node.state_machine import CommandLog, StateMachine
 from raftoral_lab.storage import MemoryStorage
 from raftoral_lab.transport.base import Transport
+
+log = logging.getLogger(__name__)
 
 EVENT_HISTORY = 10_000
 RETRY = object()
@@ -125,6 +128,9 @@ class Node:
         self._running = False
         self.rpc_handlers: dict[str, RpcHandler] = {}
         """Extra request ops served on `node/{id}/rpc` by upper layers (workflows)."""
+        self.announcers: list[Callable[[], None]] = []
+        """Called by `announce()` after the Raft state: upper layers (workflows, a scaled
+        cluster's manager) report their own current state as events here (must not block)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -566,6 +572,9 @@ class Node:
     def _on_control(self, _topic: str, payload: bytes) -> None:
         try:
             body = parse_control(payload, max_bytes=self.max_payload_bytes)
+            if body["op"] == "announce":
+                self.announce(announce_group(body))
+                return
             if body["op"] == "crash":
                 self.emit(0, "node_crashed", {})
                 if self.on_crash is not None:
@@ -584,6 +593,41 @@ class Node:
             self.emit(0, "healed", {})
 
     # --- events --------------------------------------------------------------------------------
+
+    def announce(self, group: int | None = None) -> None:
+        """Report this node's current state as events, for observers that came late.
+
+        Nodes emit events when something changes, so an observer that connects to a quiet
+        cluster would otherwise never learn roles, terms, logs and memberships. For each hosted
+        group (or only `group`; one not hosted here reports nothing) this emits what startup
+        emits, `state_loaded` (term, log, commit and applied index, voters and learners, as
+        they are now), then `role_changed` with the current role, term and known leader, which
+        `state_loaded` does not carry. Without a `group`, a node that blocks peers (a
+        partition control) says so again with `partitioned`, and the `announcers` of upper
+        layers add theirs. Nothing here changes the node: it only reports.
+        """
+        groups = sorted(self.groups) if group is None else [group]
+        for group_id in groups:
+            hosted = self.groups.get(group_id)
+            if hosted is None:
+                continue
+            raft = hosted.raft
+            self.emit(group_id, "state_loaded", loaded_state(raft))
+            self.emit(
+                group_id,
+                "role_changed",
+                {"role": raft.role.value, "term": raft.term, "leader": raft.leader},
+            )
+        if group is not None:
+            return
+        blocked = self.transport.faults.blocked
+        if blocked:
+            self.emit(0, "partitioned", {"sides": [[self.id], sorted(blocked)]})
+        for announcer in list(self.announcers):
+            try:
+                announcer()
+            except Exception:  # an upper layer's bug must not stop the others nor the node
+                log.exception("node %d: announcer %r failed", self.id, announcer)
 
     def emit(self, group: int, kind: str, fields: dict[str, Any]) -> None:
         """Emit a typed event from this node (the workflow layer reports through this too)."""

@@ -133,6 +133,10 @@ def control_payloads() -> Iterator[bytes]:
     yield dumps({"v": 1, "op": "delay"})
     yield dumps({"v": 1, "op": "delay", "low": 0.5, "high": 0.1})
     yield dumps({"v": 1, "op": "partition", "blocked": [1, 2, 3], "padding": HUGE})
+    yield dumps({"v": 1, "op": "announce", "group": "all"})
+    yield dumps({"v": 1, "op": "announce", "group": -1})
+    yield dumps({"v": 1, "op": "announce", "group": True})
+    yield dumps({"v": 2, "op": "announce"})
 
 
 def reply_payloads() -> Iterator[bytes]:
@@ -276,6 +280,8 @@ async def test_malformed_payloads_are_dropped_counted_and_harmless(wiring: Wirin
                 )  # fmt: skip
             assert not target.transport.faults.active, target.transport.faults
             assert not events_of(target, "partitioned") and not events_of(target, "healed")
+            # a refused announce reports nothing: the only state_loaded is the startup one
+            assert len(events_of(target, "state_loaded")) == 1
 
             # --- node/{id}/reply: the node's own rpc client
             for payload in reply_payloads():
