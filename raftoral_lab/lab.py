@@ -80,7 +80,7 @@ class Lab:
         secret: str | bytes | None = None,
         retain_finished: int = 1000,
         publish_events: bool = True,
-        sample_messages: float = 1.0,
+        sample_messages: float = 0.1,
         record: str | Path | None = None,
         message_events: bool = True,
         execution_cluster_size: int | None = None,
@@ -172,6 +172,8 @@ class Lab:
         """Every node publishes its events on `events/{id}`, so an observer anywhere on the
         broker (`raftoral-lab dashboard`, a RemoteObserver) sees the cluster."""
         self.sample_messages = sample_messages
+        """The share of message-level events published (each stands for 1/share messages):
+        publishing every one of them would double what the broker carries."""
         self.message_events = message_events
         self._publishers: dict[int, EventPublisher] = {}
         self.recorder: Recorder | None = None

@@ -48,6 +48,10 @@ def _known_version(v: int) -> int:
 
 
 Role: TypeAlias = Literal["follower", "pre_candidate", "candidate", "leader"]
+Weight: TypeAlias = Annotated[int, Field(ge=1)]
+"""How many messages a message-level event stands for: 1, or N when a publisher sampled one
+in N of them (so counts and rates read from a sampled stream stay right on average)."""
+
 Ids: TypeAlias = Annotated[tuple[int, ...], Strict(False)]
 """Node ids: a list or a tuple in, a tuple out (the items themselves stay strict ints)."""
 
@@ -229,6 +233,7 @@ class MessageSent(EventBase):
     dst: int
     size: int = 1
     msg_id: int | None = None
+    weight: Weight = 1
 
 
 class MessageDelivered(EventBase):
@@ -237,6 +242,7 @@ class MessageDelivered(EventBase):
     src: int
     dst: int
     msg_id: int | None = None
+    weight: Weight = 1
 
 
 class MessageDropped(EventBase):
@@ -248,6 +254,7 @@ class MessageDropped(EventBase):
     dst: int
     reason: str
     msg_id: int | None = None
+    weight: Weight = 1
 
 
 class NodeCrashed(EventBase):

@@ -903,15 +903,15 @@ class ClusterView:
         return count
 
     def _message_sent(self, e: MessageSent) -> None:
-        self._message(e.message).sent += 1
-        self.links[(e.src, e.dst)] += 1
+        self._message(e.message).sent += e.weight
+        self.links[(e.src, e.dst)] += e.weight
 
     def _message_delivered(self, e: MessageDelivered) -> None:
-        self._message(e.message).delivered += 1
+        self._message(e.message).delivered += e.weight
 
     def _message_dropped(self, e: MessageDropped) -> None:
-        self._message(e.message).dropped += 1
-        self.drops[e.reason] += 1
+        self._message(e.message).dropped += e.weight
+        self.drops[e.reason] += e.weight
 
     def _set_status(self, e: EventBase, status: NodeStatus) -> None:
         """Whether it stops or restarts, the node leads nothing and campaigns no more; a

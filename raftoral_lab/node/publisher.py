@@ -8,8 +8,9 @@ iteration travel together, which keeps the broker's message rate (the scarce res
 'raftoral/+/events/#'` still shows one readable event per line.
 
 Message-level events (sent, delivered, dropped) are most of the stream; `sample_messages=0.1`
-publishes one in ten of them, evenly spaced and deterministic, and counts the rest in
-`skipped`. Everything else is always published. `enabled` switches the stream off and on live.
+publishes one in ten of them, evenly spaced and deterministic, each with `weight` 10 (so a
+remote view's counts and rates stay right on average), and counts the rest in `skipped`.
+Everything else is always published. `enabled` switches the stream off and on live.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class EventPublisher:
         self.enabled = enabled
         """False: events are not published (counted in `suppressed`); may be switched live."""
         self.sample_messages = float(sample_messages)
+        self._weight = max(1, round(1.0 / sample_messages)) if sample_messages > 0 else 1
+        """What a published message event stands for: one in N is published, weight N."""
         self.batch = batch
         """False: one payload per event (for tools that expect exactly one JSON per message)."""
         self.published = 0
@@ -74,10 +77,11 @@ class EventPublisher:
             return
         if event.kind in MESSAGE_KINDS and self.sample_messages < 1.0:
             self._credit += self.sample_messages
-            if self._credit < 1.0:
+            if self._credit < 1.0 - 1e-9:  # ten times 0.1 adds up to 0.999...
                 self.skipped += 1
                 return
             self._credit -= 1.0
+            event = event.model_copy(update={"weight": self._weight})
         line = event_to_json(event)
         if not self.batch:
             self._send([line])

@@ -269,3 +269,26 @@ async def test_publisher_switches_off_and_never_raises() -> None:
     assert publisher not in node.listeners
     with pytest.raises(ValueError, match="sample_messages"):
         EventPublisher(node, sample_messages=1.5)
+
+
+async def test_sampled_message_events_carry_their_weight_so_counts_stay_right() -> None:
+    """One in ten published, each standing for ten: a remote view counts about what was sent."""
+    from raftoral_lab.events import ClusterView, parse_event
+
+    net = MemoryNetwork()
+    node = Node(1, net.transport(1), voters=[1], tick_seconds=TICK)
+    await node.transport.start()
+    lines: list[str] = []
+    publisher = EventPublisher(node, sample_messages=0.1, batch=False)
+    publisher._send = lines.extend  # type: ignore[method-assign]  # capture, no broker needed
+    for i in range(100):
+        node.emit(0, "message_sent", {"message": "append_entries", "src": 1, "dst": 2 + i % 2})
+    node.emit(0, "node_joined", {})
+    events = [parse_event(line) for line in lines]
+    sent = [e for e in events if e.kind == "message_sent"]
+    assert len(sent) == 10 and all(e.weight == 10 for e in sent)  # type: ignore[attr-defined]
+    assert [e.kind for e in events].count("node_joined") == 1  # never sampled
+    view = ClusterView(events)
+    assert view.messages["append_entries"].sent == 100
+    assert sum(view.links.values()) == 100
+    await node.transport.close()
