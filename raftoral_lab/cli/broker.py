@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 
 from raftoral_lab.cli.common import listen_address, port_number
 from raftoral_lab.transport.broker import EmbeddedBroker
@@ -23,9 +24,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     async def serve() -> None:
+        stop = asyncio.Event()
+        # SIGTERM (a service manager, a test's teardown) stops it as cleanly as Ctrl-C
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with EmbeddedBroker(host=args.host, port=args.port) as broker:
             print(f"broker listening on {broker.url} (Ctrl-C stops it)", flush=True)
-            await asyncio.Event().wait()
+            await stop.wait()
+        print("broker stopped", flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())

@@ -416,7 +416,12 @@ class WorkflowStateMachine:
             record.error = command.error
         self._finish(record, index)
         if command.error is None:
-            self._emit("workflow_completed", workflow_id=record.workflow_id, name=record.name)
+            self._emit(
+                "workflow_completed",
+                workflow_id=record.workflow_id,
+                name=record.name,
+                result=_short_json(record.result),
+            )
         else:
             self._emit(
                 "workflow_failed",
@@ -556,3 +561,9 @@ def _record_from_json(raw: dict[str, Any]) -> WorkflowRecord:
         ended_index=raw["ended"],
         excluded=set(raw["excluded"]),
     )
+
+
+def _short_json(value: Any, limit: int = 120) -> str:
+    """A workflow's result as short JSON text for its event (a dashboard shows it)."""
+    text = json.dumps(value, separators=(",", ":"), default=repr)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
