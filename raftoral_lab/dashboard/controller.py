@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from raftoral_lab.errors import RaftoralError
@@ -446,22 +446,14 @@ class SimulationController(_Base):
 # --- a controller whose cluster runs on another event loop (another thread) ------------------
 
 
-class LoopController(_Base):
-    """Runs every control of `inner` on `loop` (the loop of the thread the cluster runs in)
-    and waits for it from the dashboard's own loop.
+class _Wrapper(_Base):
+    """A controller in front of `inner`: every control goes through `_through`, the one
+    thing a wrapper decides (on which loop it runs, whether the session may)."""
 
-    The dashboard server renders pages on its loop; a Lab on the same loop would miss its
-    ticks while a page is built (and hold elections nobody asked for), so the entry points
-    run the Lab in a thread of its own and reach it through this.
-    """
+    inner: Controller
 
-    def __init__(self, inner: Controller, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner = inner
-        self.loop = loop
-
-    async def _on_loop(self, coro: Any) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return await asyncio.wrap_future(future)
+    async def _through(self, call: Callable[[Controller], Awaitable[Any]]) -> Any:
+        raise NotImplementedError
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -475,40 +467,36 @@ class LoopController(_Base):
     def time_unit(self) -> TimeUnit:  # type: ignore[override]
         return self.inner.time_unit
 
-    @property
-    def tick_seconds(self) -> float | None:
-        return tick_seconds_of(self.inner)
-
     async def kill(self, node: int) -> None:
-        await self._on_loop(self.inner.kill(node))
+        await self._through(lambda c: c.kill(node))
 
     async def restart(self, node: int) -> None:
-        await self._on_loop(self.inner.restart(node))
+        await self._through(lambda c: c.restart(node))
 
     async def remove(self, node: int) -> None:
-        await self._on_loop(self.inner.remove(node))
+        await self._through(lambda c: c.remove(node))
 
     async def join(self) -> int:
-        return int(await self._on_loop(self.inner.join()))
+        return int(await self._through(lambda c: c.join()))
 
     async def partition(self, *sides: Iterable[int]) -> None:
-        frozen = [list(side) for side in sides]
-        await self._on_loop(self.inner.partition(*frozen))
+        frozen = [list(side) for side in sides]  # a generator must not cross threads
+        await self._through(lambda c: c.partition(*frozen))
 
     async def heal(self) -> None:
-        await self._on_loop(self.inner.heal())
+        await self._through(lambda c: c.heal())
 
     async def set_drop_rate(self, rate: float) -> None:
-        await self._on_loop(self.inner.set_drop_rate(rate))
+        await self._through(lambda c: c.set_drop_rate(rate))
 
     async def set_delay(self, low: float, high: float | None = None) -> None:
-        await self._on_loop(self.inner.set_delay(low, high))
+        await self._through(lambda c: c.set_delay(low, high))
 
     async def set_tick(self, seconds: float) -> None:
-        await self._on_loop(self.inner.set_tick(seconds))
+        await self._through(lambda c: c.set_tick(seconds))
 
     async def propose(self, data: bytes, node: int | None = None) -> object:
-        return await self._on_loop(self.inner.propose(data, node))
+        return await self._through(lambda c: c.propose(data, node))
 
     def workflow_names(self) -> Sequence[tuple[str, int]]:
         return self.inner.workflow_names()
@@ -517,16 +505,41 @@ class LoopController(_Base):
         return self.inner.workflow_example(name, version)
 
     async def start_workflow(self, name: str, version: int, input: Any) -> str:
-        return str(await self._on_loop(self.inner.start_workflow(name, version, input)))
+        return str(await self._through(lambda c: c.start_workflow(name, version, input)))
 
     def workflow_results(self) -> Mapping[str, str]:
         return dict(self.inner.workflow_results())
 
 
+class LoopController(_Wrapper):
+    """Runs every control of `inner` on `loop` (the loop of the thread the cluster runs in)
+    and waits for it from the dashboard's own loop.
+
+    The dashboard server renders pages on its loop; a Lab on the same loop would miss its
+    ticks while a page is built (and hold elections nobody asked for), so the entry points
+    run the Lab in a thread of its own and reach it through this.
+    """
+
+    def __init__(self, inner: Controller, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner = inner
+        self.loop = loop
+
+    async def _through(self, call: Callable[[Controller], Awaitable[Any]]) -> Any:
+        async def on_loop() -> Any:
+            return await call(self.inner)
+
+        future = asyncio.run_coroutine_threadsafe(on_loop(), self.loop)
+        return await asyncio.wrap_future(future)
+
+    @property
+    def tick_seconds(self) -> float | None:
+        return tick_seconds_of(self.inner)
+
+
 # --- access: controls for those allowed, nothing for the others ------------------------------
 
 
-class GatedController(_Base):
+class GatedController(_Wrapper):
     """`inner` for a session that may control the cluster, an observer for the others.
 
     Every call checks `allowed()` again, so a session cannot gain rights by sending a
@@ -540,6 +553,12 @@ class GatedController(_Base):
         self.refused = 0
         """Requests refused because the session had no rights."""
 
+    async def _through(self, call: Callable[[Controller], Awaitable[Any]]) -> Any:
+        if not self.allowed():
+            self.refused += 1
+            raise ControlUnavailable(self.reason)
+        return await call(self.inner)
+
     @property
     def capabilities(self) -> frozenset[str]:
         return self.inner.capabilities if self.allowed() else frozenset()
@@ -550,57 +569,8 @@ class GatedController(_Base):
             return self.inner.unavailable
         return dict.fromkeys(ALL_CAPABILITIES, self.reason)
 
-    @property
-    def time_unit(self) -> TimeUnit:  # type: ignore[override]
-        return self.inner.time_unit
-
-    def _check(self) -> Controller:
-        if not self.allowed():
-            self.refused += 1
-            raise ControlUnavailable(self.reason)
-        return self.inner
-
-    async def kill(self, node: int) -> None:
-        await self._check().kill(node)
-
-    async def restart(self, node: int) -> None:
-        await self._check().restart(node)
-
-    async def remove(self, node: int) -> None:
-        await self._check().remove(node)
-
-    async def join(self) -> int:
-        return await self._check().join()
-
-    async def partition(self, *sides: Iterable[int]) -> None:
-        await self._check().partition(*sides)
-
-    async def heal(self) -> None:
-        await self._check().heal()
-
-    async def set_drop_rate(self, rate: float) -> None:
-        await self._check().set_drop_rate(rate)
-
-    async def set_delay(self, low: float, high: float | None = None) -> None:
-        await self._check().set_delay(low, high)
-
-    async def set_tick(self, seconds: float) -> None:
-        await self._check().set_tick(seconds)
-
-    async def propose(self, data: bytes, node: int | None = None) -> object:
-        return await self._check().propose(data, node)
-
     def workflow_names(self) -> Sequence[tuple[str, int]]:
         return self.inner.workflow_names() if self.allowed() else []
-
-    def workflow_example(self, name: str, version: int) -> str:
-        return self.inner.workflow_example(name, version)
-
-    async def start_workflow(self, name: str, version: int, input: Any) -> str:
-        return await self._check().start_workflow(name, version, input)
-
-    def workflow_results(self) -> Mapping[str, str]:
-        return self.inner.workflow_results()
 
     # the simulator's controls, when the inner controller has them
     @property

@@ -332,11 +332,9 @@ class WorkflowStateMachine:
         return {"result": "started"} | _summary(record)
 
     def _checkpoint(self, command: Checkpoint, index: int) -> Answer:
-        record = self.workflows.get(command.workflow_id)
+        record, refusal = self._running_record(command.workflow_id)
         if record is None:
-            return {"result": "unknown"}
-        if not record.running:
-            return {"result": "finished", "status": record.status.value}
+            return refusal
         if command.epoch != record.epoch:
             self._emit(
                 "checkpoint_stale",
@@ -375,11 +373,9 @@ class WorkflowStateMachine:
         return {"result": "committed", "ordinal": command.ordinal, "index": index}
 
     def _owner_change(self, command: OwnerChange) -> Answer:
-        record = self.workflows.get(command.workflow_id)
+        record, refusal = self._running_record(command.workflow_id)
         if record is None:
-            return {"result": "unknown"}
-        if not record.running:
-            return {"result": "finished", "status": record.status.value}
+            return refusal
         if command.epoch <= record.epoch:
             return {"result": "stale", "epoch": record.epoch, "owner": record.owner}
         if not self.can_own(record, command.owner):
@@ -399,11 +395,9 @@ class WorkflowStateMachine:
         return {"result": "owner", "owner": record.owner, "epoch": record.epoch}
 
     def _end(self, command: End, index: int) -> Answer:
-        record = self.workflows.get(command.workflow_id)
+        record, refusal = self._running_record(command.workflow_id)
         if record is None:
-            return {"result": "unknown"}
-        if not record.running:
-            return {"result": "finished", "status": record.status.value}
+            return refusal
         if command.epoch != record.epoch:
             return {"result": "stale", "epoch": record.epoch, "owner": record.owner}
         if command.checkpoints != len(record.checkpoints):
@@ -433,11 +427,9 @@ class WorkflowStateMachine:
         return {"result": "ended"} | _summary(record)
 
     def _cancel(self, command: Cancel, index: int) -> Answer:
-        record = self.workflows.get(command.workflow_id)
+        record, refusal = self._running_record(command.workflow_id)
         if record is None:
-            return {"result": "unknown"}
-        if not record.running:
-            return {"result": "finished", "status": record.status.value}
+            return refusal
         record.status = WorkflowStatus.CANCELLED
         self._finish(record, index)
         self._emit("workflow_cancelled", workflow_id=record.workflow_id)
@@ -454,6 +446,16 @@ class WorkflowStateMachine:
             record.epoch += 1  # whatever the diverged owner still proposes is stale now
             self._changed("owner", record.workflow_id)
         return {"result": "excluded", "node": command.node}
+
+    def _running_record(self, workflow_id: str) -> tuple[WorkflowRecord | None, Answer]:
+        """The record of a running workflow, or None and the answer that refuses the command
+        (an unknown id, or a workflow that has ended)."""
+        record = self.workflows.get(workflow_id)
+        if record is None:
+            return None, {"result": "unknown"}
+        if not record.running:
+            return None, {"result": "finished", "status": record.status.value}
+        return record, {}
 
     def _finish(self, record: WorkflowRecord, index: int) -> None:
         record.ended_index = index
