@@ -25,8 +25,9 @@ class BenchError(RaftoralError):
     """A benchmark could not run (a child failed, a broker is missing, a phase hung)."""
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A preexec function that asks Linux to SIGKILL the child when the benchmark dies.
+def parent_death_signal() -> Callable[[], None] | None:
+    """A preexec function that asks Linux to SIGKILL the child when its parent dies (the
+    benchmark, a chaos run), so no node process outlives a crashed runner.
 
     libc is loaded here, in the parent: nothing may be imported between fork and exec."""
     if not sys.platform.startswith("linux"):
@@ -44,7 +45,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return preexec
 
 
-_PREEXEC = _parent_death_signal()
+_PREEXEC = parent_death_signal()
 
 
 class Child:

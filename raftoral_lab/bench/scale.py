@@ -744,15 +744,9 @@ def node_sizes(text: str) -> tuple[int, ...]:
 
 def run_cli(args: argparse.Namespace) -> int:
     from raftoral_lab.bench.table import render
-    from raftoral_lab.cli.progress import Progress
+    from raftoral_lab.cli.progress import progress_by_label
 
-    bars: dict[str, Progress] = {}
-
-    def progress(label: str, done: int, total: int) -> None:
-        bar = bars.get(label)
-        if bar is None:
-            bar = bars[label] = Progress(total, f"  {label}")
-        bar.update(done)
+    progress = progress_by_label()
 
     config = ScaleConfig(
         nodes=args.nodes,

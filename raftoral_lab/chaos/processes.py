@@ -16,31 +16,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+
+from raftoral_lab.bench.procs import parent_death_signal
 
 APP = "raftoral_lab.samples:app"
 
 
-def _death_signal() -> Callable[[], None] | None:
-    """A preexec function asking Linux to SIGKILL the child when its parent dies (libc is
-    loaded here, in the parent: nothing may be imported between fork and exec)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:  # pragma: no cover - runs in the forked child
-        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
-_PREEXEC = _death_signal()
+_PREEXEC = parent_death_signal()
 
 
 class NodeProcess:

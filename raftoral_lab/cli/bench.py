@@ -12,7 +12,7 @@ from raftoral_lab.bench import core, events, scale, workflows
 from raftoral_lab.bench import dashboard as bench_dashboard
 from raftoral_lab.bench.table import render
 from raftoral_lab.cli.common import positive_int
-from raftoral_lab.cli.progress import Progress
+from raftoral_lab.cli.progress import progress_by_label
 from raftoral_lab.errors import ConfigError
 
 
@@ -104,13 +104,7 @@ def run_core(args: argparse.Namespace) -> int:
 def run_commit(args: argparse.Namespace) -> int:
     from raftoral_lab.bench import commit
 
-    bars: dict[str, Progress] = {}
-
-    def progress(label: str, done: int, total: int) -> None:
-        bar = bars.get(label)
-        if bar is None:
-            bar = bars[label] = Progress(total, f"  {label}")
-        bar.update(done)
+    progress = progress_by_label()
 
     def log(text: str) -> None:
         print(f"bench commit: {text}", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -26,3 +27,17 @@ class Progress:
                 self._last_tenth = tenth
                 self.stream.write(text + "\n")
         self.stream.flush()
+
+
+def progress_by_label() -> Callable[[str, int, int], None]:
+    """A `progress(label, done, total)` callback that keeps one `Progress` line per label
+    (what the benchmarks report their phases through)."""
+    bars: dict[str, Progress] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        bar = bars.get(label)
+        if bar is None:
+            bar = bars[label] = Progress(total, f"  {label}")
+        bar.update(done)
+
+    return progress
