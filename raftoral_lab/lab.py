@@ -206,7 +206,16 @@ class Lab:
         self._started = True
         founders = list(range(1, self.size + 1))
         voters = founders[: self.management_voters]
-        await asyncio.gather(*(self._start_node(node_id, voters) for node_id in founders))
+        starts = [self._start_node(node_id, voters) for node_id in founders]
+        failures = [
+            outcome
+            for outcome in await asyncio.gather(*starts, return_exceptions=True)
+            if isinstance(outcome, BaseException)
+        ]
+        if failures:
+            # `async with` runs no __aexit__ when __aenter__ raises: leave nothing running
+            await self.stop()
+            raise failures[0]
 
     async def stop(self) -> None:
         """Stop every node and the embedded broker; state in `data_dir` stays on disk."""

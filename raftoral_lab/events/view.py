@@ -840,9 +840,15 @@ class ClusterView:
         r.term = e.term
         r.leader = e.leader
         if e.role == "leader" and r.span is None:
-            span = LeaderSpan(e.group, e.term, e.node, e.ts)
+            key = (e.group, e.term, e.node)
+            span = self.leader_spans.get(key)
+            if span is None:
+                span = self.leader_spans[key] = LeaderSpan(e.group, e.term, e.node, e.ts)
+            else:
+                # A node leads a term at most once: this is the same leadership reported
+                # again (a node announcing its state to a late observer), not a new one.
+                span.until = None
             r.span = span
-            self.leader_spans[(e.group, e.term, e.node)] = span
             self._leaders.setdefault(e.group, {})[e.node] = e.term
 
     def _election_started(self, e: ElectionStarted) -> None:

@@ -278,3 +278,27 @@ def test_workflow_fold_is_independent_of_cross_node_order() -> None:
     rng = random.Random(1)
     for _ in range(20):
         assert ClusterView(interleave(events, rng)) == expected
+
+
+def test_a_leader_announcing_its_state_again_keeps_its_leadership_span() -> None:
+    """An `announce` re-reports a live leader (state_loaded, then role_changed): the timeline
+    must show one leadership from its start, not one that restarts at the announce."""
+    from raftoral_lab.events import ClusterView, make_event
+
+    def ev(kind: str, seq: int, ts: float, **fields: object) -> object:
+        return make_event(kind, fields, node=1, seq=seq, ts=ts)
+
+    loaded = {
+        "term": 2, "commit_index": 5, "applied_index": 5, "snapshot_index": 1,
+        "snapshot_term": 1, "last_index": 5, "last_term": 2, "voters": [1, 2, 3], "learners": [],
+    }  # fmt: skip
+    view = ClusterView(
+        [
+            ev("role_changed", 1, 10.0, role="leader", term=2, leader=1),
+            ev("state_loaded", 2, 50.0, **loaded),
+            ev("role_changed", 3, 50.0, role="leader", term=2, leader=1),
+        ]
+    )
+    (span,) = view.leader_spans.values()
+    assert (span.since, span.until) == (10.0, None)
+    assert view.leader(0) == 1

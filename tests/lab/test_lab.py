@@ -138,3 +138,22 @@ async def test_a_lab_reports_its_messages_so_the_dashboard_has_rates() -> None:
         await quiet.wait_for_leader()
         await asyncio.sleep(0.2)
         assert not [e for e in quiet.events if e.kind in ("message_sent", "message_delivered")]
+
+
+async def test_a_lab_that_fails_to_start_leaves_nothing_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`async with` runs no __aexit__ when start raises: start itself must stop what it began."""
+    real = Lab._start_node
+
+    async def second_node_fails(self: Lab, node_id: int, voters: list[int] | None) -> object:
+        if node_id == 2:
+            raise NodeError("node 2 could not start")
+        return await real(self, node_id, voters)
+
+    monkeypatch.setattr(Lab, "_start_node", second_node_fails)
+    lab = Lab(nodes=3, broker="memory", tick_seconds=0.02)
+    with pytest.raises(NodeError, match="node 2 could not start"):
+        async with lab:
+            pass
+    assert lab.nodes and not lab.alive()
