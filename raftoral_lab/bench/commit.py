@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from raftoral_lab.bench.load import PAYLOAD, Pinger, sequential, start_echo, warmup_count, windowed
-from raftoral_lab.bench.measure import Latency, Rounds, Throughput
+from raftoral_lab.bench.measure import Latency, Rounds, Throughput, load_average
 from raftoral_lab.bench.procs import BenchError, Child, Children, python_argv
 from raftoral_lab.bench.syncobj import pysyncobj_version
 
@@ -571,7 +571,7 @@ async def run(config: CommitConfig) -> CommitResult:
                 state = _Run(config, workdir, group)
                 state.url = url
                 state.result = CommitResult(config, broker)
-                started_load = _load_average()
+                started_load = load_average()
                 await state.baseline_local()
                 if config.processes:
                     await state.baseline_remote()
@@ -583,17 +583,10 @@ async def run(config: CommitConfig) -> CommitResult:
                 await state.syncobj(batch=False)
                 await state.syncobj(batch=True)
         result = state.result
-        ended_load = _load_average()
+        ended_load = load_average()
         if started_load is not None and ended_load is not None:
             result.load = (started_load, ended_load)
         return result
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
 
 
 # --- the table -------------------------------------------------------------------------------

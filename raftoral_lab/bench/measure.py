@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,3 +74,12 @@ class Rounds:
     @property
     def high(self) -> float:
         return max((r.per_second for r in self.rounds), default=math.nan)
+
+
+def load_average() -> float | None:
+    """The 1-minute load average at this moment (None where the platform has none): every
+    bench prints it at both ends, since a busy machine moves its figures."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None

@@ -50,6 +50,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from raftoral_lab.bench.measure import load_average
 from raftoral_lab.bench.procs import BenchError
 from raftoral_lab.core import Heartbeat, HeartbeatResponse
 from raftoral_lab.errors import RaftoralError, WorkflowTimeout
@@ -499,7 +500,7 @@ async def run(config: ScaleConfig) -> ScaleResult:
     """Measure one group and execution clusters at every size; labs stopped on any exit."""
     async with _broker(config.broker) as (url, description):
         result = ScaleResult(config, description)
-        started_load = _load_average()
+        started_load = load_average()
         state = _LabRun(config, url, secrets.token_hex(3))
         for nodes in config.sizes:
             for clustered in (False, True):
@@ -508,17 +509,10 @@ async def run(config: ScaleConfig) -> ScaleResult:
                 # 1.5 s to collect after a 50-node group): collect them now, not during the
                 # next lab's timed window
                 gc.collect()
-        ended_load = _load_average()
+        ended_load = load_average()
     if started_load is not None and ended_load is not None:
         result.load = (started_load, ended_load)
     return result
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
 
 
 # --- the table ---------------------------------------------------------------------------------
