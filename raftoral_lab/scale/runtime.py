@@ -44,6 +44,7 @@ from raftoral_lab.errors import (
     WorkflowTimeout,
 )
 from raftoral_lab.node import Node
+from raftoral_lab.node.liveness import Liveness
 from raftoral_lab.scale.placement import ClusterPolicy, RoundRobin, WorkflowPlacement
 from raftoral_lab.scale.state import (
     ExecutionCluster,
@@ -60,7 +61,6 @@ from raftoral_lab.workflow import (
     WorkflowRuntime,
     WorkflowStateMachine,
 )
-from raftoral_lab.workflow.app import to_json
 from raftoral_lab.workflow.state_machine import DEFAULT_RETAIN_FINISHED, WorkflowStatus
 
 FORWARD_TIMEOUT = 3.0
@@ -151,7 +151,7 @@ class ScaledRuntime:
         """The workflow runtime of each execution cluster hosted here, by cluster id."""
         self._storage_for = storage_for or (lambda _cluster: MemoryStorage())
         self._forget_storage = forget_storage
-        self._last_seen: dict[int, float] = {}
+        self._liveness = Liveness(node, 0)
         self._live: frozenset[int] = frozenset()
         self._live_since = 0.0
         self._planning = False
@@ -233,10 +233,7 @@ class ScaledRuntime:
             return await local.start_workflow(
                 name, version, input, workflow_id=workflow_id, timeout=timeout
             )
-        if (name, version) in self.app:
-            payload = self.app.get(name, version).input_to_json(input)
-        else:
-            payload = to_json(input)
+        payload = self.app.input_json(name, version, input)
         fields = {
             "name": name,
             "version": version,
@@ -469,18 +466,12 @@ class ScaledRuntime:
 
     def _plan(self, now: float) -> None:
         """As management leader: propose the policy's clusters when they differ."""
-        raft = self.node.group(0).raft
-        for peer, progress in raft.progress.items():
-            if progress.recent_active:
-                self._last_seen[peer] = now
-        grace = 2 * self.node.config.election_timeout * self.node.tick_seconds
-        members = raft.conf.members
-        live = frozenset(
-            n for n in members if n == self.id or now - self._last_seen.get(n, -grace * 2) <= grace
-        )
+        self._liveness.sample(now)
+        members = self.node.group(0).raft.conf.members
+        live = frozenset(n for n in members if self._liveness.alive(n, now))
         if live != self._live:
             self._live, self._live_since = live, now
-        settled = live == members or now - self._live_since >= grace
+        settled = live == members or now - self._live_since >= self._liveness.grace
         if self._planning or not settled:
             return
         management = self.management

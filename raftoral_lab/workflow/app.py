@@ -228,6 +228,17 @@ class WorkflowApp:
         except KeyError:
             raise UnknownWorkflow(name, version, list(self._definitions)) from None
 
+    def input_json(self, name: str, version: int, value: object) -> Any:
+        """`value` as the log carries a start's input: checked against the workflow's input
+        type when (name, version) is registered here, else only required to be JSON data
+        (another node runs it)."""
+        if (name, version) in self:
+            return self.get(name, version).input_to_json(value)
+        try:
+            return to_json(value)
+        except (TypeError, ValueError) as error:
+            raise InvalidWorkflowInput(f"input is not JSON data: {error}") from None
+
     def pairs(self) -> list[tuple[str, int]]:
         """The registered (name, version) pairs, sorted."""
         return sorted(self._definitions)

@@ -39,7 +39,6 @@ from typing import Any
 from raftoral_lab.core import Role
 from raftoral_lab.errors import (
     CheckpointFailed,
-    InvalidWorkflowInput,
     NodeError,
     NonDeterminismError,
     ProposalTimeout,
@@ -55,6 +54,7 @@ from raftoral_lab.errors import (
 )
 from raftoral_lab.events import EventBase
 from raftoral_lab.node import Node
+from raftoral_lab.node.liveness import Liveness
 from raftoral_lab.workflow.app import WorkflowApp, WorkflowDefinition, to_json
 from raftoral_lab.workflow.commands import (
     Cancel,
@@ -422,7 +422,7 @@ class WorkflowRuntime:
         """Runs that finished here with an outcome while the workflow still runs."""
         self._active: dict[str, _Execution] = {}
         """This node's runs in progress."""
-        self._last_seen: dict[int, float] = {}
+        self._liveness = Liveness(node, group)
         self._started = False
         self._stopped = False
         self._closed = False
@@ -497,16 +497,10 @@ class WorkflowRuntime:
         """Start (name, version) with `input` from this node; returns at once with a handle
         once the start is committed. Starting an id that exists returns the existing run."""
         self._check_started()
-        if (name, version) in self.app:
-            payload = self.app.get(name, version).input_to_json(input)
-        else:
-            if not self.state_machine.capable_nodes(name, version):
-                known = sorted(set(self.app.pairs()) | set(self.state_machine.registered_pairs()))
-                raise UnknownWorkflow(name, version, known)
-            try:
-                payload = to_json(input)
-            except (TypeError, ValueError) as error:
-                raise InvalidWorkflowInput(f"input is not JSON data: {error}") from None
+        if (name, version) not in self.app and not self.state_machine.capable_nodes(name, version):
+            known = sorted(set(self.app.pairs()) | set(self.state_machine.registered_pairs()))
+            raise UnknownWorkflow(name, version, known)
+        payload = self.app.input_json(name, version, input)
         if workflow_id is None:
             workflow_id = uuid.uuid4().hex
         elif not isinstance(workflow_id, str) or not workflow_id:
@@ -879,7 +873,7 @@ class WorkflowRuntime:
                 return
             if self.node.leader(self.group) == self.id:
                 now = loop.time()
-                self._sample_liveness(now)
+                self._liveness.sample(now)
                 self._ensure_owners(now)
             self._wake_owned()
             for workflow_id in list(self._to_end):
@@ -899,19 +893,6 @@ class WorkflowRuntime:
             if record is not None and record.owner == self.id:
                 execution.changed.set()
 
-    def _sample_liveness(self, now: float) -> None:
-        raft = self.node.group(self.group).raft
-        for peer, progress in raft.progress.items():
-            if progress.recent_active:
-                self._last_seen[peer] = now
-
-    def _alive(self, node: int, now: float) -> bool:
-        if node == self.id:
-            return True
-        grace = 2 * self.node.config.election_timeout * self.node.tick_seconds
-        seen = self._last_seen.get(node)
-        return seen is not None and now - seen <= grace
-
     def _ensure_owners(self, now: float) -> None:
         machine = self.state_machine
         raft = self.node.group(self.group).raft
@@ -930,10 +911,10 @@ class WorkflowRuntime:
                 continue
             if self.id in candidates:
                 desired = self.id
-            elif record.owner in candidates and self._alive(record.owner, now):
+            elif record.owner in candidates and self._liveness.alive(record.owner, now):
                 continue
             else:
-                alive = sorted(n for n in candidates if self._alive(n, now))
+                alive = sorted(n for n in candidates if self._liveness.alive(n, now))
                 if not alive:
                     continue
                 desired = alive[0]
