@@ -68,10 +68,16 @@ class Progress:
         (a duplicate or an answer to an older probe)."""
         if self.state is ReplicationState.REPLICATE:
             if rejected_index <= self.match_index:
-                return False
+                return False  # an answer to an append sent before the acknowledged one
             self.become_probe()
         elif rejected_index != self.next_index - 1:
             return False
+        elif rejected_index <= self.match_index:
+            # The answer to our current probe denies an index the follower acknowledged (a
+            # forged or corrupted acknowledgement, or a stale duplicate refusal): trust the
+            # refusal, or the same probe would be re-sent and refused forever. Every step back
+            # lowers next_index, so the probing ends.
+            self.match_index = max(0, min(self.match_index, rejected_index - 1, next_hint - 1))
         self.next_index = max(min(rejected_index, next_hint), self.match_index + 1)
         self.probe_sent = False
         return True

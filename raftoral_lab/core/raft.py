@@ -461,12 +461,15 @@ class RawNode:
 
     def _answer_stale(self, message: Message) -> None:
         """Tell a stale sender about the newer term, so a deposed leader steps down."""
+        stale = f"stale term {message.term} < {self.term}"
         if isinstance(message, AppendEntries | Heartbeat):
             self._send(HeartbeatResponse(self.group, self.id, message.src, self.term))
         elif isinstance(message, RequestVote) and message.pre_vote:
             self._send(VoteResponse(self.group, self.id, message.src, self.term, False, True))
         else:
-            self._ignore(message, f"stale term {message.term} < {self.term}")
+            self._ignore(message, stale)
+            return
+        self._ignore(message, f"{stale}; answered with term {self.term}")
 
     # --- message handlers --------------------------------------------------------------------
 
@@ -583,6 +586,13 @@ class RawNode:
     def _on_append_response(self, m: AppendResponse) -> None:
         pr = self.progress.get(m.src) if self.role is Role.LEADER else None
         if pr is None:
+            return
+        if m.match_index > self.log.last_index:
+            # A follower of this term only names indexes of our log (our leader log only
+            # grows); believing this one would loop snapshots or re-probes for ever.
+            self._ignore(
+                m, f"names index {m.match_index} beyond our last index {self.log.last_index}"
+            )
             return
         pr.recent_active = True
         if not m.success:

@@ -54,7 +54,7 @@ class InvariantChecker:
             )
 
     def on_state(self, node: int, raft: RawNode) -> None:
-        """Election safety, leader append-only, leader completeness, commit sanity."""
+        """Election safety, leader append-only, leader completeness, commit and progress sanity."""
         log = raft.log
         if log.commit_index > log.last_index:
             raise InvariantViolation(
@@ -67,6 +67,7 @@ class InvariantChecker:
         if raft.role is not Role.LEADER:
             self.leader_tail.pop(node, None)
             return
+        _check_progress(node, raft)
         term = raft.term
         holder = self.leader_of_term.setdefault(term, node)
         if holder != node:
@@ -111,6 +112,19 @@ class InvariantChecker:
                 _check_pair(a, nodes[a], b, nodes[b])
         for node, raft in nodes.items():
             self.on_state(node, raft)
+
+
+def _check_progress(node: int, raft: RawNode) -> None:
+    """A leader never believes a follower holds, or is owed, more than the leader's own log
+    (a belief past it loops snapshots or probes, or counts a phantom replica toward commit)."""
+    last = raft.log.last_index
+    for peer, pr in raft.progress.items():
+        if pr.match_index > last or pr.next_index > last + 1:
+            raise InvariantViolation(
+                "leader progress",
+                f"leader {node} (last index {last}) has match_index {pr.match_index}, "
+                f"next_index {pr.next_index} for node {peer}",
+            )
 
 
 def _check_pair(a: int, ra: RawNode, b: int, rb: RawNode) -> None:

@@ -1,9 +1,12 @@
 """Random fault schedules: many seeded runs of a cluster under faults, checked for safety.
 
 Each seed drives one `Simulation` through `ticks` ticks while a seeded generator proposes
-commands and injects the chosen faults. Safety is checked after every step by the invariant
-checker; at the end the faults are cleared and the cluster must elect a leader and commit a
-new command on every live voter (liveness). A seed replays exactly.
+commands and injects the chosen faults. Most faults are one random action; `figure8` is a
+scripted sequence over many ticks (`raftoral_lab.sim.adversary`) that random actions would
+almost never line up, and the seed also picks the cluster's batch size. Safety is checked
+after every step by the invariant checker; at the end the faults are cleared and the cluster
+must elect a leader and commit a new command on every live voter (liveness). A seed replays
+exactly.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from raftoral_lab.core import ConfChange, ConfChangeOp
+from raftoral_lab.core import ConfChange, ConfChangeOp, RaftConfig
 from raftoral_lab.errors import ConfigError, InvariantViolation, RaftError
+from raftoral_lab.sim.adversary import Figure8
 from raftoral_lab.sim.simulation import SimNode, Simulation
 
 if TYPE_CHECKING:
@@ -29,7 +33,11 @@ FAULTS: tuple[str, ...] = (
     "compact",
     "membership",
     "transfer",
+    "figure8",
 )
+BATCH_SIZES: tuple[int, ...] = (RaftConfig().max_entries_per_message, 64, 8, 4)
+"""`max_entries_per_message` of a seed's cluster, drawn per seed: small batches let a follower
+acknowledge part of what a new leader copies, which the `figure8` sequence needs."""
 
 
 def parse_faults(spec: str) -> frozenset[str]:
@@ -77,7 +85,9 @@ def run_schedule(
     workflows: bool = False,
     chaos: WorkflowChaos | None = None,
 ) -> Outcome:
-    """One seeded run; never raises for a Raft failure, it reports it in the Outcome.
+    """One seeded run; never raises once the cluster is built: a broken invariant, a stuck
+    cluster or any exception (reported as "crash: Type: message") is the Outcome's violation,
+    so one failing seed never stops a run over many.
 
     With `workflows` (or a `chaos` driver of `raftoral_lab.sim.workflows`, e.g. a
     deliberately broken one), every node runs the workflow state machine, workflows start at
@@ -90,7 +100,12 @@ def run_schedule(
 
         chaos = WorkflowChaos(seed, faults=faults, log=say)
     factory = chaos.machine_factory if chaos is not None else None
-    sim = Simulation(nodes=nodes, seed=seed, record_events=False, machine_factory=factory)
+    batch = random.Random(f"batch/{seed}").choice(BATCH_SIZES)
+    config = RaftConfig(trace=False, max_entries_per_message=batch)
+    sim = Simulation(
+        nodes=nodes, seed=seed, config=config, record_events=False, machine_factory=factory
+    )
+    say(f"tick 0: at most {batch} entries per message")
     if chaos is not None:
         chaos.attach(sim)
     with_workflows = chaos is not None
@@ -105,9 +120,13 @@ def run_schedule(
             stats.update(chaos.summary())
         return Outcome(seed, violation, sim.tick, _committed(sim), stats, with_workflows)
 
+    sequence: Figure8 | None = None  # a scripted fault sequence under way
     try:
         for _ in range(ticks):
-            _inject(sim, rng, faults, act)
+            if sequence is not None and not sequence.advance():
+                sequence = None
+            started = _inject(sim, rng, faults, act, busy=sequence is not None)
+            sequence = sequence or started
             sim.step()
             if chaos is not None:
                 chaos.tick()
@@ -123,6 +142,8 @@ def run_schedule(
         return outcome(str(violation))
     except _Stuck as stuck:
         return outcome(f"liveness: {stuck}")
+    except Exception as exc:  # a livelock (RaftError) or a bug: one seed's failure, with its seed
+        return outcome(f"crash: {type(exc).__name__}: {exc}")
     return outcome(None)
 
 
@@ -135,14 +156,17 @@ def _inject(
     rng: random.Random,
     faults: frozenset[str],
     act: Callable[[str, str], None],
-) -> None:
-    """Maybe propose, maybe inject one fault, at the rates a lively schedule needs."""
+    *,
+    busy: bool = False,
+) -> Figure8 | None:
+    """Maybe propose, maybe inject one fault, at the rates a lively schedule needs; the
+    scripted sequence it starts, if any (while one is `busy`, only proposals)."""
     if rng.random() < 0.3:
         count = rng.randint(1, 5)
         for _ in range(count):
             sim.propose(f"{sim.tick}:{rng.getrandbits(32)}".encode())
-    if rng.random() > 0.02:  # about one fault every 50 ticks
-        return
+    if rng.random() > 0.02 or busy:  # about one fault every 50 ticks
+        return None
     members = sorted(sim.nodes)
     live = [n for n in members if sim.node(n).alive]
     choice = rng.choice(sorted(faults)) if faults else None
@@ -191,6 +215,13 @@ def _inject(
                 pass
     elif choice == "membership":
         _change_membership(sim, rng, act)
+    elif choice == "figure8":
+        leader = sim.leader()
+        sequence = Figure8.start(sim, rng, lambda line: act("figure8 step", f"figure 8: {line}"))
+        if sequence is not None:
+            act("figure8", f"figure 8: leader {leader} cut off with {sorted(sequence.minority)}")
+            return sequence
+    return None
 
 
 def _voters(sim: Simulation) -> list[int]:

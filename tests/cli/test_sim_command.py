@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from raftoral_lab.cli.main import main
-from raftoral_lab.sim import schedule
+from raftoral_lab.errors import RaftError
+from raftoral_lab.sim import Simulation, schedule
 
 
 def test_two_hundred_seeds_with_all_faults_have_no_violation(
@@ -35,6 +36,28 @@ def test_a_violation_is_reported_with_its_seed_and_a_replay_line(
     assert "violations: 1" in out
     assert "seed 3: election safety" in out
     assert "replay: raftoral-lab sim --seed 3 --ticks 50 --nodes 5 --faults all --verbose" in out
+
+
+def test_an_exception_in_one_seed_is_reported_as_a_crash_and_the_others_still_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Simulation.step
+
+    def step(self: Simulation) -> None:
+        if self.seed == 2 and self.tick == 20:
+            raise RaftError("tick 20: messages still flowing after 10000 rounds")
+        real(self)
+
+    monkeypatch.setattr(Simulation, "step", step)
+    code = main(["sim", "--seeds", "4", "--ticks", "50", "--jobs", "1"])
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
+    assert code == 1, out
+    assert "violations: 1" in out, out
+    assert "seed 2: crash: RaftError: tick 20: messages still flowing" in out, out
+    assert "replay: raftoral-lab sim --seed 2 --ticks 50 --nodes 5 --faults all --verbose" in out
+    assert "seeds 4/4 violations: 1" in err, err  # every seed ran; progress goes to stderr
+    assert "seeds 4/4" not in out, out
 
 
 def test_one_seed_replays_with_its_fault_schedule(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ from raftoral_lab.core import (
     VoteResponse,
     bootstrap_state,
 )
+from raftoral_lab.core.progress import Progress, ReplicationState
 from raftoral_lab.errors import (
     ConfChangeError,
     ConfChangePending,
@@ -339,11 +340,77 @@ def test_stale_term_messages_are_ignored_with_a_trace_or_answered_with_our_term(
     assert rd.messages == () and rd.persisted_messages == ()
     # a deposed leader is told the newer term, and nothing changes here
     raft.step(AppendEntries(0, leader, follower, stale, commit, 1, (Entry(commit + 1, 1),), 99))
+    raft.step(Heartbeat(0, leader, follower, stale, commit))
     rd = drain(raft)
-    assert rd.messages == (HeartbeatResponse(0, follower, leader, term),)
+    answered = f"stale term {stale} < {term}; answered with term {term}"
+    assert ignored(rd) == [
+        {"message": "append_entries", "src": leader, "reason": answered},
+        {"message": "heartbeat", "src": leader, "reason": answered},
+    ], rd.trace
+    assert rd.messages == (HeartbeatResponse(0, follower, leader, term),) * 2
     assert (raft.term, list(raft.log.entries), raft.commit_index) == (term, log, commit)
     # a stale pre-candidate is refused with our term, so it catches up
     raft.step(RequestVote(0, leader, follower, stale, 99, stale, pre_vote=True))
     rd = drain(raft)
+    assert ignored(rd) == [{"message": "pre_vote", "src": leader, "reason": answered}]
     assert rd.messages == (VoteResponse(0, follower, leader, term, False, True),)
     assert (raft.term, raft.vote, raft.leader) == (term, vote, leader)
+
+
+def test_an_acknowledgement_beyond_the_leaders_log_is_ignored_with_a_trace() -> None:
+    """A forged or corrupted success naming an index the leader never had would send it
+    snapshots and answers back and forth for ever; it is dropped instead."""
+    sim, leader = elected()
+    follower = next(i for i in sim.nodes if i != leader)
+    raft = sim.node(leader).raft
+    assert raft is not None
+    drain(raft)
+    before, last = raft.status().progress, raft.log.last_index
+    raft.step(AppendResponse(0, follower, leader, raft.term, True, last + 3))
+    rd = drain(raft)
+    assert ignored(rd) == [
+        {
+            "message": "append_response",
+            "src": follower,
+            "reason": f"names index {last + 3} beyond our last index {last}",
+        }
+    ]
+    assert rd.messages == () and raft.status().progress == before
+    for k in range(5):
+        assert sim.propose(b"after %d" % k) is not None, f"seed {SEED}"
+        sim.run(2)  # raises RaftError on a livelock
+    assert sim.node(follower).log == sim.node(leader).log, f"seed {SEED}"
+    sim.check_invariants()
+
+
+def test_a_refusal_of_an_acknowledged_index_sends_the_probe_back_to_the_hint() -> None:
+    """A follower acknowledged entries it lacks (a lying acknowledgement), then refuses them:
+    the leader trusts the refusal and probes from the hint instead of re-sending the same
+    probe, which would be refused again at once, for ever."""
+    sim, leader = elected()
+    follower = next(i for i in sim.nodes if i != leader)
+    raft = sim.node(leader).raft
+    assert raft is not None
+    sim.isolate(follower)
+    sim.propose(b"missed")
+    sim.run(2)
+    held = sim.node(follower).raft
+    assert held is not None and held.log.last_index < raft.log.last_index, f"seed {SEED}"
+    raft.step(AppendResponse(0, follower, leader, raft.term, True, raft.log.last_index))
+    assert raft.progress[follower].match_index == raft.log.last_index
+    sim.heal()
+    sim.propose(b"next")
+    sim.run(20)  # raises RaftError on a livelock
+    assert sim.node(follower).log == sim.node(leader).log, f"seed {SEED}"
+    assert raft.progress[follower].match_index == raft.log.last_index, f"seed {SEED}"
+    sim.check_invariants()
+
+
+def test_a_probe_refused_at_or_below_the_match_lowers_the_match() -> None:
+    pr = Progress(match_index=7, next_index=8, state=ReplicationState.PROBE, probe_sent=True)
+    assert pr.reject(7, next_hint=4)
+    assert (pr.match_index, pr.next_index, pr.probe_sent) == (3, 4, False)
+    # a refusal in the replicate state at or below the match answers an older append: stale
+    pr = Progress(match_index=7, next_index=10, state=ReplicationState.REPLICATE)
+    assert not pr.reject(7, next_hint=4)
+    assert (pr.match_index, pr.next_index) == (7, 10)

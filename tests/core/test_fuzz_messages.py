@@ -10,6 +10,7 @@ snapshots. After every action:
 - nothing raised;
 - commit_index <= last_index, and the log's entries are numbered by their position;
 - commit_index and term never go down;
+- a leader's match_index <= last_index and next_index <= last_index + 1 for every peer;
 - an entry once committed is never changed while it is still in the log, and committed entries
   are handed out for applying in index order, each once;
 - a message of another group changes nothing and shows up as a `message_ignored` trace;
@@ -326,6 +327,12 @@ class Watch:
             assert entry.index == log.offset + 1 + position, (
                 f"after {after}: entry {entry} sits at index {log.offset + 1 + position}"
             )
+        if raft.role is Role.LEADER:
+            for peer, pr in raft.progress.items():
+                assert pr.match_index <= log.last_index and pr.next_index <= log.last_index + 1, (
+                    f"after {after}: node {peer}: match {pr.match_index}, next {pr.next_index}, "
+                    f"last index {log.last_index}"
+                )
         assert raft.term >= self.term, f"after {after}: term went {self.term} -> {raft.term}"
         assert raft.commit_index >= self.commit, (
             f"after {after}: commit_index went {self.commit} -> {raft.commit_index}"

@@ -512,6 +512,34 @@ def test_5_3_pipelined_entries_still_in_flight_are_not_resent_on_a_heartbeat_ans
     assert net.nodes[1].commit_index == index, f"seed={net.seed}"
 
 
+def test_5_3_appends_are_pipelined_up_to_max_inflight() -> None:
+    """A follower that keeps up gets a new append per proposal without waiting for answers,
+    but at most `max_inflight` unacknowledged ones; an acknowledgement frees a slot."""
+    net = Net(config=RaftConfig(max_inflight=2))
+    leader = elect_and_settle(net)
+    indexes = []
+    for k in range(3):  # three ready/advance cycles, nothing delivered
+        indexes += net.propose(1, b"p%d" % k)
+        net.pump(1)
+    appends = [m for m in net.queue if isinstance(m, AppendEntries)]
+    per_follower = Counter(m.dst for m in appends)
+    assert per_follower == {2: 2, 3: 2}, f"seed={net.seed}: {per_follower}"
+    carried = {(m.dst, e.index) for m in appends for e in m.entries}
+    assert carried == {(f, i) for f in (2, 3) for i in indexes[:2]}, f"seed={net.seed}"
+    # follower 2 acknowledges the first append: the third entry goes out to it, not to 3
+    net.queue = []
+    first = next(m for m in appends if m.dst == 2)
+    net.nodes[2].step(first)
+    net.pump(2)
+    [ack] = [m for m in net.queue if isinstance(m, AppendResponse)]
+    assert ack.success and ack.match_index == indexes[0], f"seed={net.seed}: {ack}"
+    net.queue = []
+    leader.step(ack)
+    net.pump(1)
+    sent_now = [(m.dst, [e.index for e in m.entries]) for m in net.queue]
+    assert sent_now == [(2, [indexes[2]])], f"seed={net.seed}: {sent_now}"
+
+
 def test_5_3_a_leader_ignores_appends_of_an_older_term() -> None:
     net = Net(config=PLAIN)
     leader = net.elect(1)

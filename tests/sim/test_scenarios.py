@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from raftoral_lab.core import ConfChange, ConfChangeOp, Entry, HardState, Ready, Role
+from raftoral_lab.core import ConfChange, ConfChangeOp, Entry, HardState, RaftConfig, Ready, Role
 from raftoral_lab.sim import Simulation
 
 T = 10  # the election timeout of the default RaftConfig, in ticks
@@ -291,6 +291,58 @@ def test_figure_7_followers_with_missing_and_extra_entries_are_brought_in_line()
         assert sim.node(i).log == final, f"seed={sim.seed}: node {i}"
         assert sim.node(i).commands[:3] == committed, f"seed={sim.seed}: node {i}"
     propose_and_commit(sim, 3)
+    sim.check_invariants()
+
+
+def test_figure_8_an_old_term_entry_is_never_committed_by_counting_replicas() -> None:
+    """Paper Figure 8 on three nodes. Leader `a` writes `old` at index i alone; `b` wins the
+    next term and writes its own entry at i, alone too. `a` wins again and copies `old` to `c`:
+    it now sits on a majority, but `a` must not commit it, since `b` can still win with `c`'s
+    vote and overwrite it. One entry per message and a one-tick delay let `c` acknowledge
+    `old` while `a`'s entry of its own term is still on its way (cut by the partition)."""
+    sim = Simulation(nodes=3, seed=8, config=RaftConfig(max_entries_per_message=1))
+    a = elect(sim)
+    sim.run(3)
+    sim.set_delay(1)
+    sim.isolate(a)
+    index = sim.propose(b"old", node=a)  # (a) on `a` only
+    assert index is not None, f"seed={sim.seed}"
+    old_term = sim.node(a).term
+    sim.run(2)
+    b_or_c = [i for i in sim.nodes if i != a]
+    assert sim.run_until(
+        lambda s: any(s.node(i).role is Role.LEADER for i in b_or_c), max_ticks=30 * T
+    ), f"seed={sim.seed}: no leader among {b_or_c}"
+    b = next(i for i in b_or_c if sim.node(i).role is Role.LEADER)
+    c = next(i for i in b_or_c if i != b)
+    sim.isolate(b)  # (b) `b` wrote its first entry at index i; it never leaves `b`
+    assert sim.node(b).log[-1].index == index and sim.node(b).log[-1].term > old_term
+
+    def a_leads_and_c_holds_old(s: Simulation) -> bool:
+        raft = s.node(a).raft
+        return (
+            raft is not None and raft.role is Role.LEADER and raft.progress[c].match_index >= index
+        )
+
+    assert sim.run_until(a_leads_and_c_holds_old, max_ticks=30 * T), f"seed={sim.seed}"
+    sim.isolate(a)  # (c) `a`'s own-term entry to `c` is dropped on the way
+    held = {i: sim.node(i).raft.log.term(index) for i in (a, c)}  # type: ignore[union-attr]
+    assert held == {a: old_term, c: old_term}, f"seed={sim.seed}: {held}"
+    assert sim.node(c).log[-1].index == index, f"seed={sim.seed}: c got a's new entry"
+    assert sim.node(a).commit_index < index, (
+        f"seed={sim.seed}: leader {a} of term {sim.node(a).term} committed index {index} of "
+        f"term {old_term} on a count of replicas"
+    )
+    assert sim.node(c).commit_index < index, f"seed={sim.seed}"
+    # (d) `b`, whose last term is newer than `old`'s, wins with `c`'s vote and overwrites it
+    assert sim.run_until(lambda s: s.leader() == b, max_ticks=30 * T), f"seed={sim.seed}"
+    assert sim.run_until(lambda s: s.node(c).commit_index >= index, max_ticks=30 * T)
+    replaced = sim.node(c).log[index - sim.node(c).status().first_index]
+    assert replaced.index == index and replaced.data != b"old", f"seed={sim.seed}: {replaced}"
+    sim.heal()
+    sim.set_delay(0)
+    converge(sim)
+    assert all(b"old" not in sim.node(i).commands for i in sim.nodes), f"seed={sim.seed}"
     sim.check_invariants()
 
 
