@@ -34,6 +34,11 @@ from raftoral_lab.dashboard.controller import LabController, LoopController
 if TYPE_CHECKING:
     from raftoral_lab.lab import Lab
 
+MAX_EVENTS = 50_000
+"""Events the demo's Lab keeps (`Lab(max_events=...)`): the dashboard reads them five times a
+second and the recorder twice, so a few seconds would do; this keeps memory flat however long
+the class runs (`raftoral-lab bench dashboard` feeds its dashboard the same way)."""
+
 SAMPLE_INPUTS: dict[tuple[str, int], Any] = {
     ("checkout", 1): {"order": "A-17", "items": 5, "step_seconds": 0.5},
     ("countdown", 1): {"from": 4, "sleep_seconds": 0.5},
@@ -215,6 +220,7 @@ def make_lab(args: argparse.Namespace) -> tuple[Lab, bool]:
         cluster=args.cluster,
         tick_seconds=args.tick,
         config=config,
+        max_events=MAX_EVENTS,
         **kwargs,
     )
     return lab, with_app

@@ -1,18 +1,20 @@
 # mypy: disable-error-code="no-untyped-call"
 """The dashboard page: header, topology, logs, timeline, workflows, feed, counters, controls.
 
-`Dashboard` is a Panel `Viewer` over a `Model` (a ClusterView and what goes with it). A
-periodic callback (5 per second by default) folds the new events and redraws only the parts
-whose picture changed; nothing is drawn that the events do not say.
+`Dashboard` is a Panel `Viewer` over a `Model` (a ClusterView and what goes with it) that
+composes one `Viewer` per picture: `TopologyView`, `TimelineView`, `LogsView`,
+`WorkflowsView`, `FeedView`, `CountersView` and `TiersView`. A periodic callback (5 per
+second by default) folds the new events and asks each view to `refresh()`; only the parts
+whose picture changed reach the browser, and nothing is drawn that the events do not say. A
+refresh that fails says so on the page, and the next one runs as usual.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from html import escape
-from importlib import import_module
 from typing import Any
 
 import panel as pn
@@ -21,49 +23,20 @@ from panel.viewable import Viewer
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.controller import Controller, ObserverController
 from raftoral_lab.dashboard.controls import ControlPanel, Workload
-from raftoral_lab.dashboard.feed import CATEGORIES, render_counters, render_feed
-from raftoral_lab.dashboard.logs import render_log_legend, render_logs
+from raftoral_lab.dashboard.feed import CountersView, FeedView
+from raftoral_lab.dashboard.logs import LogsView
 from raftoral_lab.dashboard.model import Model, ReplayModel
+from raftoral_lab.dashboard.panes import card, ensure_extension, set_html
 from raftoral_lab.dashboard.roles import looks
 from raftoral_lab.dashboard.tiers import TiersView
-from raftoral_lab.dashboard.timeline import render_timeline, render_timeline_legend
-from raftoral_lab.dashboard.topology import render_legend, render_topology
-from raftoral_lab.dashboard.workflows import COLUMNS, render_queues, workflow_rows
-
-pd: Any = import_module("pandas")  # the workflow table's frames (no stubs: typed as Any)
+from raftoral_lab.dashboard.timeline import TimelineView
+from raftoral_lab.dashboard.topology import TopologyView
+from raftoral_lab.dashboard.workflows import WorkflowsView
 
 REFRESH_MS = 200
 """Redraw period: 5 refreshes per second."""
 
-DEFAULT_CATEGORIES = ["roles", "log", "lab", "workflows"]
-
-_extension_loaded = False
-
-
-def ensure_extension() -> None:
-    """Load Panel's extension once (Tabulator for the workflow table)."""
-    global _extension_loaded
-    if not _extension_loaded:
-        pn.extension("tabulator", notifications=False, design="native")
-        _extension_loaded = True
-
-
-def _html(obj: str = "", **kwargs: Any) -> pn.pane.HTML:
-    return pn.pane.HTML(
-        obj, sizing_mode="stretch_width", stylesheets=[theme.HTML_CSS], margin=(0, 4), **kwargs
-    )
-
-
-def card(title: str, *objects: Any, subtitle: str = "", **kwargs: Any) -> pn.Column:
-    sub = f'<span class="subtitle">{escape(subtitle)}</span>' if subtitle else ""
-    return pn.Column(
-        _html(f'<div class="title">{escape(title)}{sub}</div>'),
-        *objects,
-        sizing_mode="stretch_width",
-        stylesheets=[theme.CARD_CSS],
-        margin=(8, 8),
-        **kwargs,
-    )
+_log = logging.getLogger(__name__)
 
 
 class Dashboard(Viewer):
@@ -85,8 +58,11 @@ class Dashboard(Viewer):
         self.controller = controller or ObserverController()
         self.group = group
         self._drawn = -1
-        self._timeline_drawn = 0.0
         self.refreshes = 0
+        self.failures = 0
+        """Refreshes that raised (each shown on the page; the next one runs as usual)."""
+        self.error: str | None = None
+        """Why this page's last drawing failed, until one succeeds."""
         self.header = pn.pane.HTML(
             "",
             sizing_mode="stretch_width",
@@ -94,53 +70,33 @@ class Dashboard(Viewer):
             margin=(8, 8),
             css_classes=["header"],
         )
-        self.topology = _html(css_classes=["topology-pane"])
-        self.logs = _html(css_classes=["logs-pane"])
-        self.timeline = _html(css_classes=["timeline-pane"])
-        self.queues = _html(css_classes=["queues-pane"])
-        self.feed = _html(css_classes=["feed-pane"])
-        self.counters = _html(css_classes=["counters-pane"])
+        self.alert = pn.pane.Alert(
+            "",
+            alert_type="danger",
+            visible=False,
+            sizing_mode="stretch_width",
+            margin=(0, 8),
+            css_classes=["refresh-error"],
+        )
+        """What went wrong (the model's error, this page's drawing error), while it stands."""
+        self.topology = TopologyView(model, group=group)
+        self.timeline = TimelineView(model)
+        self.logs = LogsView(model, group=group)
+        self.workflows = WorkflowsView(model, self.controller.workflow_results)
+        self.feed = FeedView(model, group=group)
+        self.counters = CountersView(model)
         self.tiers = TiersView(model)
         """The management group above its execution clusters (shown for a scaled cluster)."""
-        self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=list(COLUMNS)),
-            selectable=1,
-            disabled=True,
-            show_index=False,
-            sizing_mode="stretch_width",
-            height=240,
-            layout="fit_columns",
-            visible=False,
-            theme="simple",
-            stylesheets=[_TABLE_CSS],
-            css_classes=["workflow-table"],
-            widths={"id": 150, "version": 90, "status": 130, "owner": 90, "checkpoints": 140},
+        self.views: tuple[Any, ...] = (
+            self.topology,
+            self.logs,
+            self.timeline,
+            self.workflows,
+            self.feed,
+            self.counters,
+            self.tiers,
         )
-        self._rows: list[dict[str, Any]] = []
-        self.selected: str | None = None
-        self.table.param.watch(self._selection_changed, "selection")
-        self.kinds = pn.widgets.CheckButtonGroup(
-            label="Show",
-            options=list(CATEGORIES),
-            value=list(DEFAULT_CATEGORIES),
-            color="primary",
-            variant="outline",
-            height=40,
-            stylesheets=[theme.CONTROL_CSS],
-        )
-        self.node_filter = pn.widgets.MultiChoice(
-            label="",
-            options=[],
-            value=[],
-            placeholder="all nodes",
-            width=200,
-            stylesheets=[theme.CONTROL_CSS],
-        )
-        self.search = pn.widgets.TextInput(
-            placeholder="search kind or field", width=200, stylesheets=[theme.CONTROL_CSS]
-        )
-        for widget in (self.kinds, self.node_filter, self.search):
-            widget.param.watch(lambda _e: self._draw_feed(), "value")
+        """Every picture; each has `refresh()`, called when new events were folded."""
         self.group_picker = pn.widgets.RadioButtonGroup(
             options=[f"group {group}"],
             value=f"group {group}",
@@ -157,6 +113,8 @@ class Dashboard(Viewer):
             model, self.controller, group=group, workload=workload, on_change=self.refresh
         )
         self._layout = self._build_layout()
+        self._drawn = model.version  # each view drew the model as it is now
+        self._draw_page()
         self.refresh()
         self._callback: Any = None
         if start:
@@ -168,51 +126,20 @@ class Dashboard(Viewer):
     # --- layout --------------------------------------------------------------------------------
 
     def _build_layout(self) -> pn.viewable.Viewable:
-        topology = card(
-            "Topology",
-            self.topology,
-            _html(render_legend()),
-            subtitle="roles, partitions, message rates",
-        )
-        logs = card(
-            "Logs",
-            self.logs,
-            _html(render_log_legend()),
-            subtitle="one row per node; the number in an entry is its term",
-        )
-        timeline = card(
-            "Terms and leaders",
-            self.timeline,
-            _html(render_timeline_legend()),
-            subtitle="who led when; elections marked",
-        )
-        workflows = card(
-            "Workflows",
-            self.table,
-            self.queues,
-            subtitle="select a row to see its checkpoint queue on every node",
-        )
-        feed = card(
-            "Events",
-            pn.Row(self.kinds, self.node_filter, self.search),
-            self.feed,
-            subtitle="newest first",
-        )
-        counters = card("Messages and drops", self.counters)
         main = pn.Column(
             self.group_picker,
             self.tiers,
             pn.Row(
-                pn.Column(topology, width=720),
-                pn.Column(timeline, counters, sizing_mode="stretch_width"),
+                pn.Column(self.topology, width=720),
+                pn.Column(self.timeline, self.counters, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
-            logs,
-            workflows,
-            feed,
+            self.logs,
+            self.workflows,
+            self.feed,
             sizing_mode="stretch_width",
         )
-        top: list[Any] = [self.header]
+        top: list[Any] = [self.header, self.alert]
         if self.replay_controls:  # a recording: nothing to control, the slider instead
             top.append(card("Time", *self.replay_controls, css_classes=["time-card"]))
             body: Any = main
@@ -299,96 +226,73 @@ class Dashboard(Viewer):
     # --- drawing -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Fold what arrived and redraw what changed (the periodic callback)."""
+        """Fold what arrived and redraw what changed (the periodic callback). A failure is
+        shown on the page, under the header, and does not stop the refreshes."""
         model = self.model
-        with contextlib.suppress(Exception):
+        try:
             model.refresh(min_interval=REFRESH_MS / 2000)
+        except Exception as error:  # a source or a fold that broke: say so, stay live
+            self.failures += 1
+            model.error = (
+                f"Refreshing failed ({self.failures}x, last at {time.strftime('%H:%M:%S')}): "
+                f"{type(error).__name__}: {error}. The page keeps refreshing; what it shows "
+                "may miss the events of the failed refresh."
+            )
+            if self.failures == 1:
+                _log.exception("dashboard refresh failed")
         self.refreshes += 1
-        if model.version == self._drawn:
-            self._draw_header()  # the clock in the header moves
-            if model.wall_clock and time.monotonic() - self._timeline_drawn > 1.0:
-                self._draw_timeline()  # and time goes on along the timeline
-            return
-        self._drawn = model.version
-        self.draw()
+        try:
+            if model.version == self._drawn:
+                self._draw_header()  # the clock in the header moves
+                if model.wall_clock and time.monotonic() - self.timeline.drawn_at > 1.0:
+                    self.timeline.refresh()  # and time goes on along the timeline
+            else:
+                self.draw()
+                self._drawn = model.version
+                self.error = None
+        except Exception as error:  # a drawing bug: the next refresh tries again
+            if self.error is None:
+                _log.exception("dashboard drawing failed")
+            self.error = f"Drawing failed: {type(error).__name__}: {error}"
+        self._draw_alert()
 
     def draw(self) -> None:
-        model = self.model
-        _set(self.topology, render_topology(model, self.group))
-        _set(self.logs, render_logs(model, self.group))
-        self._draw_timeline()
-        self._draw_workflows()
-        self._draw_feed()
-        _set(self.counters, render_counters(model))
+        """Every view, then the header and what follows the cluster (groups, controls)."""
+        for view in self.views:
+            view.refresh()
+        self._draw_page()
+
+    def _draw_page(self) -> None:
         self._draw_header()
-        self.tiers.update()
-        groups = [f"group {g}" for g in model.view.groups()]
+        self._draw_alert()
+        groups = [f"group {g}" for g in self.model.view.groups()]
         if len(groups) > 1 and list(self.group_picker.options) != groups:
             self.group_picker.options = groups
             self.group_picker.visible = True
-        nodes = [f"n{look.node}" for look in looks(model.view, self.group)]
-        if list(self.node_filter.options) != nodes:
-            self.node_filter.options = nodes
         self.controls.update()
 
-    def _draw_timeline(self) -> None:
-        """One timeline per Raft group (a management group and execution groups each elect
-        their own leaders)."""
-        self._timeline_drawn = time.monotonic()
-        groups = self.model.view.groups() or [self.group]
-        if len(groups) == 1:
-            _set(self.timeline, render_timeline(self.model, groups[0]))
-            return
-        parts = [
-            f'<div class="note" style="font-weight:700;margin-top:6px">group {g}</div>'
-            + render_timeline(self.model, g)
-            for g in groups
-        ]
-        _set(self.timeline, "".join(parts))
+    def _draw_alert(self) -> None:
+        problems = [p for p in (self.model.error, self.error) if p]
+        text = "\n\n".join(problems)
+        if self.alert.object != text:
+            self.alert.object = text
+        if self.alert.visible != bool(problems):
+            self.alert.visible = bool(problems)
 
     def _group_picked(self, event: Any) -> None:
         """Topology, logs and controls follow the Raft group picked (the header too)."""
         self.group = int(str(event.new).split()[-1])
         self.controls.group = self.group
+        for view in (self.topology, self.logs, self.feed):
+            view.group = self.group
         self.draw()
 
     def _draw_header(self) -> None:
-        _set(self.header, render_header(self.model, self.group, self.controller))
-
-    def _draw_feed(self) -> None:
-        nodes = {int(v[1:]) for v in self.node_filter.value} or None
-        _set(self.feed, render_feed(self.model, self.kinds.value, nodes, self.search.value or ""))
-
-    def _draw_workflows(self) -> None:
-        rows = workflow_rows(self.model, self.controller.workflow_results())
-        if rows != self._rows:
-            self._rows = rows
-            self.table.visible = bool(rows)
-            height = min(300, 44 + 36 * len(rows))
-            if self.table.height != height:
-                self.table.height = height
-            shown = [{**row, "id": str(row["id"])[:12]} for row in rows]  # the head: full id
-            frame = pd.DataFrame(shown, columns=list(COLUMNS))
-            selected = self.selected
-            self.table.value = frame
-            if selected is not None:
-                ids = [r["id"] for r in rows]
-                if selected in ids:
-                    index = ids.index(selected)
-                    if self.table.selection != [index]:
-                        self.table.selection = [index]
-        _set(self.queues, render_queues(self.model, self.selected))
-
-    def _selection_changed(self, event: Any) -> None:
-        if event.new:
-            index = event.new[0]
-            if 0 <= index < len(self._rows):
-                self.selected = str(self._rows[index]["id"])
-        _set(self.queues, render_queues(self.model, self.selected))
+        set_html(self.header, render_header(self.model, self.group, self.controller))
 
     def select_workflow(self, workflow_id: str) -> None:
-        self.selected = workflow_id
-        self._draw_workflows()
+        """Show the checkpoint queues of `workflow_id` (as a click on its row does)."""
+        self.workflows.select(workflow_id)
 
     def stop(self) -> None:
         if self._callback is not None:
@@ -396,23 +300,11 @@ class Dashboard(Viewer):
             self._callback = None
 
 
-def _set(pane: pn.pane.HTML, html: str) -> None:
-    if pane.object != html:
-        pane.object = html
-
-
 _SLIDER_CSS = """
 .bk-slider-title { font-size: 20px !important; font-weight: 700; }
 .noUi-horizontal { height: 16px !important; }
 .noUi-horizontal .noUi-handle { width: 30px !important; height: 30px !important;
   top: -8px !important; right: -15px !important; }
-"""
-
-_TABLE_CSS = """
-.tabulator { font-size: 17px; }
-.tabulator .tabulator-header .tabulator-col { font-size: 15px; }
-.tabulator-row .tabulator-cell { padding: 7px 8px; }
-.tabulator-row.tabulator-selected { background-color: #FFE6A8 !important; }
 """
 
 
@@ -454,8 +346,8 @@ def render_header(model: Model, group: int, controller: Controller) -> str:
         for k, v in stats
     )
     notes = []
-    if model.error:
-        notes.append(f'<span style="color:#FFB4A8"> {escape(model.error)}</span>')
+    if model.error:  # the alert under the header says what
+        notes.append('<span style="color:#FFB4A8" data-error="true"> · error, see below</span>')
     if model.notice:
         notes.append(f'<span style="opacity:.8"> {escape(model.notice)}</span>')
     if not controller.capabilities:

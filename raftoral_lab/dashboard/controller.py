@@ -129,6 +129,11 @@ class SimulatorControls(Protocol):
 
     async def step(self, ticks: int = 1) -> None: ...
 
+    async def step_event(self) -> str:
+        """Advance to the next message delivery (or drop), or to the end of the tick,
+        whichever comes first; returns what happened, in words."""
+        ...
+
     async def run_until_leader(self, max_ticks: int = 1000) -> bool: ...
 
     def advance(self, now: float) -> int:
@@ -341,12 +346,46 @@ def _short(value: object, limit: int = 80) -> str:
 # --- a Simulation, duck-typed, with its virtual clock -----------------------------------------
 
 
+MESSAGE_FATES = frozenset({"message_delivered", "message_dropped"})
+"""The event kinds that end one message's trip: where "step 1 event" stops."""
+
+
+class ShownEvents(Sequence[Any]):
+    """`sim.events` up to what the controller shows: the dashboard reads this, so that a
+    tick's events can be shown one message delivery at a time (`step_event`)."""
+
+    def __init__(self, controller: SimulationController) -> None:
+        self._controller = controller
+
+    def __len__(self) -> int:
+        events = self._controller.sim.events
+        shown = self._controller.shown
+        return len(events) if shown is None else min(shown, len(events))
+
+    def __getitem__(self, index: Any) -> Any:
+        length = len(self)
+        if isinstance(index, slice):
+            return [self._controller.sim.events[i] for i in range(*index.indices(length))]
+        if index < 0:
+            index += length
+        if not 0 <= index < length:
+            raise IndexError("event index out of range")
+        return self._controller.sim.events[index]
+
+
 class SimulationController(_Base):
     """Controls of a `Simulation`, and the clock that runs it while the dashboard is open.
 
     The simulation advances `ticks_per_second` ticks per wall-clock second while not paused
     (`advance(now)` is called by the dashboard's refresh), so a class can slow it down, pause
-    it and step it one tick at a time. Delays are in ticks.
+    it and step it one tick, or one message, at a time. Delays are in ticks.
+
+    One message at a time: `Simulation.step()` is the simulator's smallest public step, one
+    tick that delivers every message due in it. `step_event` runs that tick and then shows its
+    events (`events`, what the dashboard reads) up to the next delivery or drop only, so the
+    picture moves one message at a time; each shown prefix is the cluster as it was at that
+    point of the tick, since the simulator emits its events in the order things happen. The
+    next step shows the next delivery; a control, `step` or `resume` shows the rest first.
     """
 
     time_unit: TimeUnit = "tick"
@@ -358,6 +397,10 @@ class SimulationController(_Base):
         self._paused = paused
         self._last: float | None = None
         self._debt = 0.0
+        self.shown: int | None = None
+        """How many of `sim.events` the dashboard may read (None: all of them)."""
+        self.events = ShownEvents(self)
+        """`sim.events` as far as shown: the dashboard's source (`ListSource(c.events)`)."""
         self._capabilities = frozenset(
             {
                 "kill",
@@ -384,6 +427,7 @@ class SimulationController(_Base):
         if self._paused or last is None:
             self._debt = 0.0
             return 0
+        self.shown = None
         self._debt += (now - last) / self.tick_seconds
         ticks = min(int(self._debt), self.MAX_TICKS_PER_ADVANCE)
         self._debt = min(self._debt - ticks, 1.0)
@@ -398,36 +442,71 @@ class SimulationController(_Base):
         self._paused = False
         self._last = time.monotonic()
         self._debt = 0.0
+        self.shown = None
+
+    def _show_all(self) -> bool:
+        """Show the rest of a tick shown in part; True if there was some."""
+        held = self.shown is not None and self.shown < len(self.sim.events)
+        self.shown = None
+        return held
 
     async def step(self, ticks: int = 1) -> None:
+        """Pause and run `ticks` ticks (the end of a tick shown in part counts as one)."""
         self._paused = True
-        self.sim.run(ticks)
+        self.sim.run(ticks - 1 if self._show_all() else ticks)
+
+    async def step_event(self) -> str:
+        self._paused = True
+        sim, events = self.sim, self.sim.events
+        start = len(events) if self.shown is None else self.shown
+        if start >= len(events):  # nothing held back: the next tick
+            sim.step()
+        end, last = len(events), None
+        position = start
+        while position < end:
+            last = events[position]
+            position += 1
+            if last.kind in MESSAGE_FATES:
+                break
+            if position < end and events[position].tick != last.tick:
+                break  # the end of a tick
+        self.shown = position if position < end else None
+        return _step_said(last, getattr(sim, "tick", None))
 
     async def run_until_leader(self, max_ticks: int = 1000) -> bool:
+        self._show_all()
         return bool(self.sim.run_until(lambda s: s.leader() is not None, max_ticks=max_ticks))
 
     async def kill(self, node: int) -> None:
+        self._show_all()
         self.sim.crash(node)
 
     async def restart(self, node: int) -> None:
+        self._show_all()
         self.sim.restart(node)
 
     async def remove(self, node: int) -> None:
+        self._show_all()
         self.sim.remove_node(node)
 
     async def join(self) -> int:
+        self._show_all()
         return int(self.sim.add_node())
 
     async def partition(self, *sides: Iterable[int]) -> None:
+        self._show_all()
         self.sim.partition(*sides)
 
     async def heal(self) -> None:
+        self._show_all()
         self.sim.heal()
 
     async def set_drop_rate(self, rate: float) -> None:
+        self._show_all()
         self.sim.set_drop_rate(check_rate(rate))
 
     async def set_delay(self, low: float, high: float | None = None) -> None:
+        self._show_all()
         self.sim.set_delay(round(low), None if high is None else round(high))
 
     async def set_tick(self, seconds: float) -> None:
@@ -436,11 +515,23 @@ class SimulationController(_Base):
         self.tick_seconds = seconds
 
     async def propose(self, data: bytes, node: int | None = None) -> object:
+        self._show_all()
         index = self.sim.propose(data, node=node)
         if index is None:
             where = "the leader" if node is None else f"node {node}"
             raise ControlUnavailable(f"{where} refused the proposal (no leader, or not leader)")
         return index
+
+
+def _step_said(event: Any, tick: object) -> str:
+    """What one step showed, for the status line."""
+    if event is None:
+        return f"tick {tick}: no events"
+    where = f"tick {event.tick}"
+    if event.kind in MESSAGE_FATES:
+        what = "delivered" if event.kind == "message_delivered" else "dropped"
+        return f"{where}: {event.message} n{event.src}→n{event.dst} {what}"
+    return f"{where}: end of the tick ({event.kind} on n{event.node} last)"
 
 
 # --- a controller whose cluster runs on another event loop (another thread) ------------------

@@ -300,16 +300,23 @@ class ControlPanel(Viewer):
             self.pause_button = pn.widgets.Button(
                 label="Resume" if self.sim.paused else "Pause", **BUTTON, width=120
             )
+            self.step_event_button = pn.widgets.Button(label="Step 1 event", **BUTTON, width=140)
             self.step_button = pn.widgets.Button(label="Step 1 tick", **BUTTON, width=130)
             self.until_button = pn.widgets.Button(
                 label="Run until a leader", **BUTTON, sizing_mode="stretch_width"
             )
             self.pause_button.on_click(self._pause)
             self.step_button.on_click(self._step)
+            self.step_event_button.on_click(self._step_event)
             self.until_button.on_click(self._until_leader)
             sections += [
                 _heading("Simulator"),
-                pn.Row(self.pause_button, self.step_button, sizing_mode="stretch_width"),
+                pn.Row(
+                    self.pause_button,
+                    self.step_event_button,
+                    self.step_button,
+                    sizing_mode="stretch_width",
+                ),
                 self.until_button,
             ]
 
@@ -570,6 +577,12 @@ class ControlPanel(Viewer):
         if self.sim is not None:
             sim = self.sim
             await self._act("step 1 tick", lambda: sim.step(1))
+            self.update()
+
+    async def _step_event(self, _event: Any) -> None:
+        """The next message delivery (or drop), or the end of the tick: one at a time."""
+        if self.sim is not None:
+            await self._act("step 1 event", self.sim.step_event)
             self.update()
 
     async def _until_leader(self, _event: Any) -> None:

@@ -1,4 +1,9 @@
-"""The event feed (newest first, filtered) and the message and drop counters."""
+# mypy: disable-error-code="no-untyped-call"
+"""The event feed (newest first, filtered) and the message and drop counters.
+
+`FeedView` and `CountersView` are the Panel `Viewer`s; `render_feed` and `render_counters`
+the pure HTML.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,16 @@ import heapq
 from collections import Counter
 from collections.abc import Collection, Iterable
 from html import escape
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
 
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.model import Model
+from raftoral_lab.dashboard.panes import card, html_pane, set_html
+from raftoral_lab.dashboard.roles import looks
 from raftoral_lab.events.models import EVENT_KINDS, MESSAGE_KINDS, WORKFLOW_KINDS, EventBase
 
 CATEGORIES: dict[str, frozenset[str]] = {
@@ -186,3 +198,83 @@ def render_counters(model: Model) -> str:
     )
     parts.append(f'<div class="legend" style="margin-top:10px">{chips}</div>')
     return "".join(parts)
+
+
+# --- the Panel views -----------------------------------------------------------------------
+
+DEFAULT_CATEGORIES = ["roles", "log", "lab", "workflows"]
+"""Shown at first: message-level events would drown the rest."""
+
+
+class FeedView(Viewer):
+    """The event feed card with its filters (categories, nodes, a search text); a filter
+    change redraws at once, new events when the dashboard calls `refresh()`."""
+
+    group = param.Integer(default=0, bounds=(0, None), doc="Whose nodes the node filter offers.")
+
+    def __init__(self, model: Model, **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        self.kinds = pn.widgets.CheckButtonGroup(
+            label="Show",
+            options=list(CATEGORIES),
+            value=list(DEFAULT_CATEGORIES),
+            color="primary",
+            variant="outline",
+            height=40,
+            stylesheets=[theme.CONTROL_CSS],
+        )
+        self.node_filter = pn.widgets.MultiChoice(
+            label="",
+            options=[],
+            value=[],
+            placeholder="all nodes",
+            width=200,
+            stylesheets=[theme.CONTROL_CSS],
+        )
+        self.search = pn.widgets.TextInput(
+            placeholder="search kind or field", width=200, stylesheets=[theme.CONTROL_CSS]
+        )
+        self.pane = html_pane(css_classes=["feed-pane"])
+        for widget in (self.kinds, self.node_filter, self.search):
+            widget.param.watch(lambda _e: self.draw(), "value")
+        self._layout = card(
+            "Events",
+            pn.Row(self.kinds, self.node_filter, self.search),
+            self.pane,
+            subtitle="newest first",
+        )
+        self.refresh()
+
+    def draw(self) -> None:
+        """The feed as the filters now say."""
+        nodes = {int(v[1:]) for v in self.node_filter.value} or None
+        html = render_feed(self.model, self.kinds.value, nodes, self.search.value or "")
+        set_html(self.pane, html)
+
+    def refresh(self) -> None:
+        """New events: the feed, and the nodes the filter offers."""
+        self.draw()
+        nodes = [f"n{look.node}" for look in looks(self.model.view, self.group)]
+        if list(self.node_filter.options) != nodes:
+            self.node_filter.options = nodes
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+class CountersView(Viewer):
+    """The message and drop counters card; `refresh()` redraws it."""
+
+    def __init__(self, model: Model, **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        self.pane = html_pane(css_classes=["counters-pane"])
+        self._layout = card("Messages and drops", self.pane)
+        self.refresh()
+
+    def refresh(self) -> None:
+        set_html(self.pane, render_counters(self.model))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

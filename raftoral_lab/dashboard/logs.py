@@ -1,15 +1,24 @@
+# mypy: disable-error-code="no-untyped-call"
 """Each node's log: one row per node, entries coloured by term, commit and applied marked.
 
 The window shows the newest entries (indexes line up across rows, so divergent logs are
 plain to see). Committed entries are solid, uncommitted ones pale with a dashed border, and
 entries a later leader overwrote are drawn struck out under the index they lost (the lesson of
 the Raft paper's Figure 8). A strip under each row shows the whole log by term.
+`LogsView` is the Panel `Viewer`; `render_logs(model, group)` the pure SVG.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.model import Model
+from raftoral_lab.dashboard.panes import card, html_pane, set_html
 from raftoral_lab.dashboard.roles import looks, replica_of
 
 WIDTH = 1400
@@ -229,3 +238,28 @@ def render_log_legend() -> str:
         f'<text x="698" y="23" font-size="16" fill="{theme.MUTED}">commit</text>'
         "</svg></div>"
     )
+
+
+class LogsView(Viewer):
+    """The logs card of one Raft group, one row per node; `refresh()` redraws it."""
+
+    group = param.Integer(default=0, bounds=(0, None), doc="The Raft group drawn.")
+
+    def __init__(self, model: Model, **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        self.pane = html_pane(css_classes=["logs-pane"])
+        self._layout = card(
+            "Logs",
+            self.pane,
+            html_pane(render_log_legend()),
+            subtitle="one row per node; the number in an entry is its term",
+        )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw from the model (only a changed picture reaches the browser)."""
+        set_html(self.pane, render_logs(self.model, self.group))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

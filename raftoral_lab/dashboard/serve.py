@@ -20,10 +20,11 @@ from typing import Any
 import panel as pn
 
 from raftoral_lab.dashboard.access import NO_RIGHTS, AccessPolicy, is_local_address, token_from_args
-from raftoral_lab.dashboard.app import Dashboard, ensure_extension
+from raftoral_lab.dashboard.app import Dashboard
 from raftoral_lab.dashboard.controller import Controller, GatedController, ObserverController
 from raftoral_lab.dashboard.controls import Workload
 from raftoral_lab.dashboard.model import Model
+from raftoral_lab.dashboard.panes import ensure_extension
 
 
 def current_request() -> Any:

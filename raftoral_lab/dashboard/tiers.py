@@ -546,5 +546,8 @@ class TiersView(Viewer):
         if self._layout.visible != scaled:
             self._layout.visible = scaled
 
+    refresh = update
+    """The name every dashboard view answers to."""
+
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

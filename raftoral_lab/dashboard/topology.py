@@ -1,17 +1,25 @@
+# mypy: disable-error-code="no-untyped-call"
 """The topology: nodes as circles in their role colour, partition sides drawn apart.
 
 Edges join the nodes that can reach each other; when message events arrive, each edge is
 labelled with its message rate and drawn thicker the busier it is. No message events, no
-rates: the view says so rather than invent traffic.
+rates: the view says so rather than invent traffic. `TopologyView` is the Panel `Viewer`;
+`render_topology(model, group)` the pure SVG.
 """
 
 from __future__ import annotations
 
 import math
 from html import escape
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
 
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.model import Model
+from raftoral_lab.dashboard.panes import card, html_pane, set_html
 from raftoral_lab.dashboard.roles import NodeLook, looks, sides
 
 WIDTH = 700
@@ -246,3 +254,29 @@ def render_legend() -> str:
     keys = ("leader", "follower", "candidate", "pre_candidate", "learner", "dead", "removed")
     chips = "".join(theme.chip(theme.ROLE_LABELS[k], theme.ROLE_COLORS[k]) for k in keys)
     return f'<div class="legend">{chips}</div>'
+
+
+class TopologyView(Viewer):
+    """The topology card of one Raft group: `pn.panel(TopologyView(model))` alone, or part
+    of the dashboard, which calls `refresh()` when new events were folded."""
+
+    group = param.Integer(default=0, bounds=(0, None), doc="The Raft group drawn.")
+
+    def __init__(self, model: Model, **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        self.pane = html_pane(css_classes=["topology-pane"])
+        self._layout = card(
+            "Topology",
+            self.pane,
+            html_pane(render_legend()),
+            subtitle="roles, partitions, message rates",
+        )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw from the model (only a changed picture reaches the browser)."""
+        set_html(self.pane, render_topology(self.model, self.group))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

@@ -1,22 +1,36 @@
+# mypy: disable-error-code="no-untyped-call"
 """Workflows: a table of every run, and the checkpoint queue of one run on every node.
 
 Per node and checkpoint ordinal: consumed by that node's run (solid green), committed and
 waiting in its queue (amber), committed in the cluster but not yet on this node (outlined),
 proposed by the owner and not committed yet (dashed).
+`WorkflowsView` is the Panel `Viewer` (the table, and the queues of the row selected);
+`workflow_rows` and `render_queues` are the pure data and SVG.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
+from importlib import import_module
 from typing import Any
+
+import panel as pn
+from panel.viewable import Viewer
 
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.model import Model
+from raftoral_lab.dashboard.panes import card, ensure_extension, html_pane, set_html
 from raftoral_lab.events.view import WorkflowState
+
+pd: Any = import_module("pandas")  # the table's frames (no stubs: typed as Any)
 
 COLUMNS = ("id", "name", "version", "status", "owner", "checkpoints", "result / error")
 MAX_QUEUE_CELLS = 30
+MAX_FINISHED_ROWS = 100
+"""The table shows every running workflow and the latest finished ones: a demo's workload
+ends thousands, and a table redrawn with all of them would slow every refresh."""
+FINISHED = frozenset({"completed", "failed", "cancelled"})
 NO_RESULT = "(result not in the events)"
 
 
@@ -55,6 +69,17 @@ def workflow_rows(model: Model, results: Mapping[str, str]) -> list[dict[str, An
             }
         )
     return rows
+
+
+def latest_rows(
+    rows: list[dict[str, Any]], keep: str | None = None, limit: int = MAX_FINISHED_ROWS
+) -> tuple[list[dict[str, Any]], int]:
+    """`rows` without the oldest finished ones beyond `limit` (the row of `keep` stays),
+    and how many were left out."""
+    finished = [i for i, row in enumerate(rows) if row["status"] in FINISHED]
+    hidden = set(finished[: max(0, len(finished) - limit)])
+    hidden -= {i for i, row in enumerate(rows) if row["id"] == keep}
+    return [row for i, row in enumerate(rows) if i not in hidden], len(hidden)
 
 
 def render_queues(model: Model, workflow_id: str | None) -> str:
@@ -155,3 +180,102 @@ def render_queues(model: Model, workflow_id: str | None) -> str:
         "proposed, not committed</span></div>"
     )
     return "".join(out) + legend
+
+
+# --- the Panel view ------------------------------------------------------------------------
+
+_TABLE_CSS = """
+.tabulator { font-size: 17px; }
+.tabulator .tabulator-header .tabulator-col { font-size: 15px; }
+.tabulator-row .tabulator-cell { padding: 7px 8px; }
+.tabulator-row.tabulator-selected { background-color: #FFE6A8 !important; }
+"""
+
+
+class WorkflowsView(Viewer):
+    """The workflows card: a table of every run and, for the row selected, its checkpoint
+    queue on every node. `results()` gives the results the controller saw (a Lab's runs
+    return them; the events do not carry them)."""
+
+    def __init__(
+        self,
+        model: Model,
+        results: Callable[[], Mapping[str, str]] = dict,
+        **params: Any,
+    ) -> None:
+        super().__init__(**params)
+        ensure_extension()  # Tabulator
+        self.model = model
+        self.results = results
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=list(COLUMNS)),
+            selectable=1,
+            disabled=True,
+            show_index=False,
+            sizing_mode="stretch_width",
+            height=240,
+            layout="fit_columns",
+            visible=False,
+            theme="simple",
+            stylesheets=[_TABLE_CSS],
+            css_classes=["workflow-table"],
+            widths={"id": 150, "version": 90, "status": 130, "owner": 90, "checkpoints": 140},
+        )
+        self.queues = html_pane(css_classes=["queues-pane"])
+        self.left_out = html_pane(css_classes=["workflows-left-out"])
+        self.rows: list[dict[str, Any]] = []
+        """The rows shown, in table order (full ids)."""
+        self.selected: str | None = None
+        """The id of the workflow whose queues are shown."""
+        self.table.param.watch(self._selection_changed, "selection")
+        self._layout = card(
+            "Workflows",
+            self.table,
+            self.left_out,
+            self.queues,
+            subtitle="select a row to see its checkpoint queue on every node",
+        )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The table (sent again only when a row changed) and the queues of the selection."""
+        rows, left_out = latest_rows(workflow_rows(self.model, self.results()), self.selected)
+        set_html(
+            self.left_out,
+            f'<div class="left-out" data-count="{left_out}">{left_out} older finished '
+            "workflows not shown (the events keep them)</div>"
+            if left_out
+            else "",
+        )
+        if rows != self.rows:
+            self.rows = rows
+            self.table.visible = bool(rows)
+            height = min(300, 44 + 36 * len(rows))
+            if self.table.height != height:
+                self.table.height = height
+            shown = [{**row, "id": str(row["id"])[:12]} for row in rows]  # the head: full id
+            frame = pd.DataFrame(shown, columns=list(COLUMNS))
+            selected = self.selected
+            self.table.value = frame
+            if selected is not None:
+                ids = [r["id"] for r in rows]
+                if selected in ids:
+                    index = ids.index(selected)
+                    if self.table.selection != [index]:
+                        self.table.selection = [index]
+        set_html(self.queues, render_queues(self.model, self.selected))
+
+    def select(self, workflow_id: str) -> None:
+        """Show the queues of `workflow_id` (as a click on its row does)."""
+        self.selected = workflow_id
+        self.refresh()
+
+    def _selection_changed(self, event: Any) -> None:
+        if event.new:
+            index = event.new[0]
+            if 0 <= index < len(self.rows):
+                self.selected = str(self.rows[index]["id"])
+        set_html(self.queues, render_queues(self.model, self.selected))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

@@ -162,8 +162,8 @@ def test_join_adds_a_fourth_node_whose_log_fills(page: Any, servers: dict[str, A
 def test_start_a_workflow_and_watch_its_checkpoint_queues(
     page: Any, servers: dict[str, Any]
 ) -> None:
-    """Needs a Lab that runs workflows (`Lab(app=...)`): until the workflow layer is wired
-    into the Lab, the page says so and this test fails on purpose."""
+    """The demo's Lab runs the sample workflows: start `checkout` from the page, select its
+    row, and watch its checkpoint queue on each of the 3 nodes fill until it completes."""
     with servers["workflow"] as server:
         dash = open_demo(page, server.url)
         shot(page, "demo-workflow-before")

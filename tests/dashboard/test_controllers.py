@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -20,7 +21,7 @@ from raftoral_lab.dashboard.controller import (
     tick_seconds_of,
 )
 from raftoral_lab.dashboard.model import BusSource, ListSource, Model
-from raftoral_lab.events import EventBus, make_event
+from raftoral_lab.events import EventBase, EventBus, make_event
 from raftoral_lab.events.eventlog import EventLog
 from raftoral_lab.lab import Lab
 from raftoral_lab.sim import Simulation
@@ -121,6 +122,71 @@ async def test_simulation_controller_pauses_steps_and_runs_until_a_leader() -> N
         await SimulationController(Simulation(nodes=3)).propose(b"no leader yet")
 
 
+def _fates(events: Sequence[EventBase]) -> int:
+    return sum(e.kind in ("message_delivered", "message_dropped") for e in events)
+
+
+async def test_step_event_moves_the_picture_one_message_at_a_time() -> None:
+    """The "Step 1 event" button: each step shows at most one more message delivered (or
+    dropped), and stops there or at the end of a tick; the run is the one the seed gives."""
+    sim = Simulation(nodes=3, seed=4)
+    controller = SimulationController(sim, paused=True)
+    assert await controller.run_until_leader()
+    assert sim.propose(b"x") is not None
+    model = Model(ListSource(controller.events))
+    model.refresh()
+    ticks_before = sim.tick
+    steps = 0
+    while sim.tick < ticks_before + 5 or controller.shown is not None:
+        shown_before = len(controller.events)
+        fates_before = _fates(controller.events)
+        said = await controller.step_event()
+        steps += 1
+        shown = list(controller.events)
+        assert _fates(shown) - fates_before <= 1, said
+        step = shown[shown_before:]
+        assert len({e.tick for e in step}) <= 1, "one step stays inside one tick"
+        if step and step[-1].kind not in ("message_delivered", "message_dropped"):
+            rest = sim.events[len(shown) :]  # the step ended at the end of its tick
+            assert not rest or rest[0].tick != step[-1].tick, said
+        model.refresh()
+        folded = sum(c.delivered + c.dropped for c in model.view.messages.values())
+        assert folded == _fates(shown)  # the picture is the events shown, no more
+    assert steps > 5, "a tick that delivers several messages takes several steps"
+    assert controller.paused
+    # the picture caught up with the simulation, which ran exactly as the seed says
+    assert model.view.leader() == sim.leader()
+    twin = Simulation(nodes=3, seed=4)
+    twin.run_until(lambda s: s.leader() is not None)
+    twin.propose(b"x")
+    twin.run(sim.tick - twin.tick)
+    assert [(e.kind, e.node, e.tick) for e in twin.events] == [
+        (e.kind, e.node, e.tick) for e in sim.events
+    ]
+
+
+async def test_a_control_shows_the_rest_of_a_tick_first() -> None:
+    sim = Simulation(nodes=3, seed=4)
+    controller = SimulationController(sim, paused=True)
+    assert await controller.run_until_leader()
+    sim.propose(b"x")
+    while controller.shown is None:  # until a step holds part of a tick back
+        await controller.step_event()
+    leader = sim.leader()
+    assert leader is not None
+    await controller.kill(leader)
+    assert controller.shown is None and len(controller.events) == len(sim.events)
+    assert controller.events[-1].kind == "node_crashed"
+    while controller.shown is None:
+        await controller.step_event()
+    tick = sim.tick
+    await controller.step(1)  # the rest of the tick shown in part: that is the tick
+    assert sim.tick == tick and controller.shown is None
+    assert len(controller.events) == len(sim.events)
+    await controller.step(1)
+    assert sim.tick == tick + 1
+
+
 def test_list_source_reads_a_growing_list_and_a_bounded_event_log() -> None:
     events: list[object] = [ev(1, i, float(i)) for i in range(1, 6)]
     source = ListSource(events)  # type: ignore[arg-type]
@@ -138,6 +204,19 @@ def test_list_source_reads_a_growing_list_and_a_bounded_event_log() -> None:
     # the log kept 6..9; 4 and 5 fell off its front before they were read: counted as lost
     assert [e.seq for e in source.poll()] == [6, 7, 8, 9]
     assert source.lost == 2
+
+
+def test_the_demo_feeds_its_dashboard_from_a_bounded_event_log() -> None:
+    """`raftoral-lab demo` and `panel serve dashboards/lab.py` build their Lab with
+    `make_lab`: its event log keeps the newest `MAX_EVENTS`, so a long class stays flat."""
+    import argparse
+
+    from raftoral_lab.cli.demo import MAX_EVENTS, make_lab
+
+    options = {"nodes": 3, "broker": "memory", "cluster": "lab", "tick": 0.05}
+    lab, _ = make_lab(argparse.Namespace(**options, no_check_quorum=False))
+    assert isinstance(lab.events, EventLog) and lab.events.maxlen == MAX_EVENTS
+    assert Lab(nodes=1, broker="memory").events.maxlen is None  # a notebook's Lab keeps all
 
 
 def test_bus_source_reads_from_a_publisher_on_another_thread() -> None:

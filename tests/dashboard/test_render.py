@@ -16,7 +16,12 @@ from raftoral_lab.dashboard.logs import render_log_legend, render_logs
 from raftoral_lab.dashboard.model import ListSource, Model, ReplayModel
 from raftoral_lab.dashboard.timeline import render_timeline, render_timeline_legend
 from raftoral_lab.dashboard.topology import render_legend, render_topology
-from raftoral_lab.dashboard.workflows import render_queues, workflow_rows
+from raftoral_lab.dashboard.workflows import (
+    MAX_FINISHED_ROWS,
+    latest_rows,
+    render_queues,
+    workflow_rows,
+)
 from raftoral_lab.events.models import EVENT_KINDS, EventBase, make_event
 from raftoral_lab.events.view import ClusterView
 from raftoral_lab.sim import Simulation
@@ -264,6 +269,30 @@ def test_workflow_table_and_checkpoint_queues_per_node() -> None:
     )
     (row,) = workflow_rows(model, {})
     assert row["result / error"] == '"done"'  # the events' own word for it
+
+
+def test_the_table_keeps_running_workflows_and_the_latest_finished_ones() -> None:
+    events: list[EventBase] = []
+    total = MAX_FINISHED_ROWS + 50
+    for i in range(total):
+        w = f"w{i:04}"
+        started = {"workflow_id": w, "name": "n", "version": 1, "owner": 1}
+        events.append(wf("workflow_started", 1, 2 * i + 1, float(i), **started))
+        if i % 10 != 3:  # every tenth stays running
+            events.append(wf("workflow_completed", 1, 2 * i + 2, i + 0.5, workflow_id=w, name="n"))
+    model = Model(ListSource(events))
+    model.refresh()
+    rows = workflow_rows(model, {})
+    running = {r["id"] for r in rows if r["status"] == "running"}
+    shown, left_out = latest_rows(rows)
+    ids = [r["id"] for r in shown]
+    assert running <= set(ids), "every running workflow stays"
+    assert len(shown) - len(running) == MAX_FINISHED_ROWS
+    assert left_out == len(rows) - len(shown) > 0
+    assert ids == sorted(ids), "start order kept"
+    assert "w0000" not in ids and "w0149" in ids, "the oldest finished go first"
+    shown, left_out_kept = latest_rows(rows, keep="w0000")
+    assert "w0000" in [r["id"] for r in shown] and left_out_kept == left_out - 1
 
 
 def test_feed_filters_by_category_node_and_text_and_keeps_elections_among_heartbeats() -> None:
