@@ -14,8 +14,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from raftoral_lab.errors import MalformedMessage, NodeError, ProposalTimeout
-from raftoral_lab.node.rpc import PRESENCE_TOPIC, RpcClient, load_json_object, payload_limit
+from raftoral_lab.node.rpc import RpcClient, load_json_object, payload_limit
 from raftoral_lab.transport.base import PRESENCE_VERSION, Transport
+from raftoral_lab.transport.topics import parse_suffix, reply_suffix
 
 CLIENT_ID_BASE = 1_000_000_000
 """Client ids live above this, far from node ids, so their reply topics never collide."""
@@ -31,7 +32,7 @@ class ClusterClient:
             raise NodeError("a cluster client's transport must be created with presence=False")
         self.transport = transport
         self.rpc = RpcClient(
-            transport, f"node/{transport.node_id}/reply", on_malformed=self._count_malformed
+            transport, reply_suffix(transport.node_id), on_malformed=self._count_malformed
         )
         self.presence: dict[int, dict[str, Any]] = {}
         self.malformed = 0
@@ -173,7 +174,7 @@ def parse_presence(
 
 def _presence_node(topic: str) -> int:
     """The node id of a `presence/{id}` topic suffix, or MalformedMessage."""
-    match = PRESENCE_TOPIC.fullmatch(topic)
-    if match is None:
+    parsed = parse_suffix(topic)
+    if parsed is None or parsed[0] != "presence":
         raise MalformedMessage(f"presence topic {topic[:80]!r} does not name a node id")
-    return int(match.group(1))
+    return parsed[1]

@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from raftoral_lab.core import ConfChange, RaftConfig, RawNode, Ready, Storage
+from raftoral_lab.core import (
+    AppendEntries,
+    ConfChange,
+    Message,
+    RaftConfig,
+    RawNode,
+    Ready,
+    Storage,
+)
 from raftoral_lab.errors import ProposalDropped, ProposalTimeout
 from raftoral_lab.node.state_machine import StateMachine
 from raftoral_lab.transport.base import Transport
@@ -55,6 +63,9 @@ class Group:
         """Emit `message_sent` for every Raft message (the dashboard's link rates)."""
         self.max_voters: int | None = None
         """The node's auto-promotion stops at this many voters (None: promote every learner)."""
+        self._held: dict[int, AppendEntries] = {}
+        """Appends with no entries (a new commit index, a probe), one per follower, held until
+        `release`: a proposal made in the meantime sends an append that carries the same news."""
 
     def propose(self, data: bytes, *, timeout: float | None = None) -> asyncio.Future[object]:
         """Propose on this (leader) node; the future resolves with the state machine's answer,
@@ -102,13 +113,7 @@ class Group:
         rd: Ready = raft.ready()
         self.storage.persist(rd)
         if rd.messages or rd.persisted_messages:
-            outgoing = rd.messages + rd.persisted_messages
-            self.transport.send(outgoing)
-            if self.report_messages:
-                for msg in outgoing:
-                    size = len(getattr(msg, "entries", ())) or 1
-                    fields = {"message": msg.kind, "src": msg.src, "dst": msg.dst, "size": size}
-                    self.emit(self.id, "message_sent", fields)
+            self._send(rd.messages + rd.persisted_messages)
         if rd.snapshot is not None:
             self.state_machine.restore(rd.snapshot.data)
             self._fail_waiting_up_to(rd.snapshot.meta.index)
@@ -134,6 +139,43 @@ class Group:
             self.storage.compact(raft.compact(self.state_machine.snapshot()))
         return True
 
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def release(self) -> None:
+        """Send the held appends that no later message made redundant."""
+        if self._held:
+            held = list(self._held.values())
+            self._held.clear()
+            self._hand_over(held)
+
+    def _send(self, outgoing: Sequence[Message]) -> None:
+        """Hand `outgoing` to the transport, holding back appends with no entries (see
+        `_held`): after a commit the leader would tell each follower the new commit index in a
+        message of its own, and each follower would answer it, while the caller that the commit
+        answered usually proposes again at once."""
+        held = self._held
+        now: list[Message] = []
+        for message in outgoing:
+            previous = held.pop(message.dst, None)
+            if previous is not None and not _supersedes(message, previous):
+                now.append(previous)
+            if isinstance(message, AppendEntries) and not message.entries:
+                held[message.dst] = message
+            else:
+                now.append(message)
+        if now:
+            self._hand_over(now)
+
+    def _hand_over(self, outgoing: Sequence[Message]) -> None:
+        self.transport.send(outgoing)
+        if self.report_messages:
+            for msg in outgoing:
+                size = len(getattr(msg, "entries", ())) or 1
+                fields = {"message": msg.kind, "src": msg.src, "dst": msg.dst, "size": size}
+                self.emit(self.id, "message_sent", fields)
+
     def _fail_waiting_up_to(self, index: int) -> None:
         """Proposals covered by a snapshot from another leader were not ours to answer."""
         for waiting_index in [i for i in self._waiting if i <= index]:
@@ -148,3 +190,15 @@ class Group:
             if not future.done():
                 future.set_exception(error)
         self._waiting.clear()
+
+
+def _supersedes(message: Message, held: AppendEntries) -> bool:
+    """Whether `message` tells the follower everything `held` would: an append of the same term
+    from the same place in the log, with a commit index at least as new."""
+    return (
+        isinstance(message, AppendEntries)
+        and message.term == held.term
+        and message.prev_log_index == held.prev_log_index
+        and message.prev_log_term == held.prev_log_term
+        and message.leader_commit >= held.leader_commit
+    )

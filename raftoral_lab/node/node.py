@@ -47,6 +47,8 @@ from raftoral_lab.node.rpc import Request, RpcClient, answer, parse_request, pay
 from raftoral_lab.node.state_machine import CommandLog, StateMachine
 from raftoral_lab.storage import MemoryStorage
 from raftoral_lab.transport.base import Transport
+from raftoral_lab.transport.stats import DropReason
+from raftoral_lab.transport.topics import reply_suffix
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ class Node:
         )
         self.rpc = RpcClient(
             transport,
-            f"node/{node_id}/reply",
+            reply_suffix(node_id),
             on_malformed=lambda reason: self._malformed("reply", reason),
         )
         self.max_payload_bytes = payload_limit(transport)
@@ -141,6 +143,7 @@ class Node:
         transport.on_message = self._on_raft_message
         transport.on_drop = self._on_drop
         transport.on_malformed = self._on_malformed
+        transport.on_connection = self._on_connection
         if not transport.running:
             await transport.start()
         await transport.subscribe(f"node/{self.id}/rpc", self._on_rpc)
@@ -306,11 +309,10 @@ class Node:
             # ticker sweeps deadlines), so a leader takes tens of thousands per second.
             deadline = time.monotonic() + timeout
             try:
-                future = target.propose(data, timeout=timeout)
+                future = self.propose_here(data, group=group, timeout=timeout)
             except (NotLeader, ProposalDropped):
                 pass
             else:
-                self._wake.set()
                 try:
                     return await future
                 except ProposalDropped:  # a new leader replaced the entry: try through it
@@ -328,6 +330,17 @@ class Node:
             {"op": "propose", "data": encoded},
             size=len(data),
         )
+
+    def propose_here(
+        self, data: bytes, *, group: int = 0, timeout: float = 10.0
+    ) -> asyncio.Future[object]:
+        """Append `data` to this leader's log now and return the future of its answer: no
+        forwarding and no retry, so proposals made one after the other keep their order in the
+        log (a workflow owner running ahead of its commits needs that). NotLeader otherwise."""
+        self._check_running()
+        future = self.group(group).propose(data, timeout=timeout)
+        self._wake.set()
+        return future
 
     async def change_membership(
         self, change: ConfChange, *, group: int = 0, timeout: float = 10.0
@@ -428,14 +441,26 @@ class Node:
         while self._running:
             await self._wake.wait()
             self._wake.clear()
-            for group in list(self.groups.values()):
-                while group.process_ready():
-                    pass
+            self._process_readies()
+            groups = [group for group in self.groups.values() if group.holding]
+            if groups:
+                # One loop iteration for the callers a commit just answered: what they propose
+                # now goes out in an append that also carries the commit index (Group._held).
+                await asyncio.sleep(0)
+                self._process_readies()
+                for group in groups:
+                    group.release()
+
+    def _process_readies(self) -> None:
+        for group in list(self.groups.values()):
+            while group.process_ready():
+                pass
 
     def _on_raft_message(self, message: Message) -> None:
         group = self.groups.get(message.group)
         if group is None:
             reason = f"unknown group {message.group}"
+            self.transport.stats.dropped[DropReason.UNKNOWN_GROUP] += 1
             self.emit(
                 message.group,
                 "message_ignored",
@@ -640,6 +665,17 @@ class Node:
 
     def _on_drop(self, kind: str, src: int, dst: int, reason: str) -> None:
         self.emit(0, "message_dropped", {"message": kind, "src": src, "dst": dst, "reason": reason})
+
+    def _on_connection(self, connected: bool, reason: str | None) -> None:
+        """The transport lost its broker or got it back. The disconnect cannot go out while
+        the broker is away: it is recorded here at once, and an `EventPublisher` holds it (and
+        what follows) until `broker_reconnected`, so observers see the outage in order."""
+        broker = str(getattr(self.transport, "broker_url", "") or "")
+        if connected:
+            self.emit(0, "broker_reconnected", {"broker": broker})
+        else:
+            fields = {"broker": broker, "reason": reason or "connection lost"}
+            self.emit(0, "broker_disconnected", fields)
 
     def _on_malformed(self, reason: str) -> None:
         """The transport refused a Raft payload (and counted it in `transport.stats`)."""

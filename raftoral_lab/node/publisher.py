@@ -11,12 +11,18 @@ Message-level events (sent, delivered, dropped) are most of the stream; `sample_
 publishes one in ten of them, evenly spaced and deterministic, each with `weight` 10 (so a
 remote view's counts and rates stay right on average), and counts the rest in `skipped`.
 Everything else is always published. `enabled` switches the stream off and on live.
+
+A `broker_disconnected` event cannot reach the broker it is about. From it until
+`broker_reconnected`, the publisher holds the events itself (the last MAX_HELD; older ones are
+counted in `lost`, the disconnect is always kept) and hands them over, in order, once the
+broker is back: an observer sees the outage where it happened, and always sees that it did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 from raftoral_lab.errors import ConfigError, RaftoralError
 from raftoral_lab.events import MESSAGE_KINDS, EventBase, event_to_json
@@ -27,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 128
 """Events per payload at most (a payload stays well below any broker's size limit)."""
+MAX_HELD = 10_000
+"""Events held while the node's broker is away (beside the `broker_disconnected` itself)."""
 
 
 class EventPublisher:
@@ -64,6 +72,13 @@ class EventPublisher:
         """Events not published because the publisher was disabled."""
         self.failed = 0
         """Events the transport refused (not running, closed): lost, as QoS 0 allows."""
+        self.lost = 0
+        """Events that did not fit in the hold while the broker was away (the oldest)."""
+        self._holds_outages = self.transport is node.transport
+        """The node's broker events are about this transport's connection."""
+        self._outage: str | None = None
+        """The held `broker_disconnected` line, while the broker is away."""
+        self._held: deque[str] = deque()
         self._credit = 0.0
         self._pending: list[str] = []
         self._scheduled = False
@@ -72,6 +87,8 @@ class EventPublisher:
 
     def __call__(self, event: EventBase) -> None:
         """The node listener: never blocks, never raises (a node's pump must go on)."""
+        if self._outage is not None and event.kind == "broker_reconnected":
+            self._release()  # the outage first, then (below) the reconnection
         if not self.enabled or self._closed:
             self.suppressed += 1
             return
@@ -83,6 +100,16 @@ class EventPublisher:
             self._credit -= 1.0
             event = event.model_copy(update={"weight": self._weight})
         line = event_to_json(event)
+        if self._outage is not None:
+            if len(self._held) >= MAX_HELD:
+                self._held.popleft()
+                self.lost += 1
+            self._held.append(line)
+            return
+        if event.kind == "broker_disconnected" and self._holds_outages:
+            self.flush()  # what came before is queued by the transport ahead of the outage
+            self._outage = line
+            return
         if not self.batch:
             self._send([line])
             return
@@ -106,6 +133,16 @@ class EventPublisher:
         if lines:
             self._send(lines)
 
+    def _release(self) -> None:
+        """Hand what was held during a broker outage to the transport, oldest first."""
+        assert self._outage is not None
+        lines = [self._outage, *self._held]
+        self._outage = None
+        self._held.clear()
+        step = MAX_BATCH if self.batch else 1
+        for start in range(0, len(lines), step):
+            self._send(lines[start : start + step])
+
     def _send(self, lines: list[str]) -> None:
         try:
             self.transport.publish_nowait(self.topic, "\n".join(lines), qos=0)
@@ -125,6 +162,8 @@ class EventPublisher:
         if self._closed:
             return
         self.flush()
+        if self._outage is not None:  # stopped in an outage: the transport may still get them
+            self._release()
         self._closed = True
         if self in self.node.listeners:
             self.node.listeners.remove(self)

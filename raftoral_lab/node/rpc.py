@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,12 +21,9 @@ from typing import Any
 from raftoral_lab.errors import MalformedMessage, NodeError, RaftoralError
 from raftoral_lab.transport.base import Transport
 from raftoral_lab.transport.codec import DEFAULT_MAX_PAYLOAD
+from raftoral_lab.transport.topics import parse_suffix
 
 RPC_VERSION = 1
-_NODE_ID = r"(0|[1-9][0-9]{0,18})"
-REPLY_TOPIC = re.compile(rf"node/{_NODE_ID}/reply")
-"""The only topics a request may name for its reply (suffixes below the cluster root)."""
-PRESENCE_TOPIC = re.compile(rf"presence/{_NODE_ID}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +73,8 @@ def parse_request(payload: bytes, *, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> Re
         raise MalformedMessage(f"rpc request lacks the field {exc}") from None
     if not all(isinstance(x, str) and x for x in (request_id, op, reply_to)):
         raise MalformedMessage("rpc request fields id, op and reply_to must be non-empty strings")
-    if not REPLY_TOPIC.fullmatch(reply_to):
+    parsed = parse_suffix(reply_to)
+    if parsed is None or parsed[0] != "reply":  # the only topics a request may name for replies
         raise MalformedMessage(
             f"rpc reply topic {reply_to[:80]!r} is not a reply topic (node/<id>/reply)"
         )

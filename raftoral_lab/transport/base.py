@@ -54,6 +54,10 @@ DropHandler = Callable[[str, int, int, str], None]
 """`on_drop(kind, src, dst, reason)`: a message was dropped; the node turns it into an event."""
 MalformedHandler = Callable[[str], None]
 """`on_malformed(reason)`: an inbound payload was refused; the reason says what was wrong."""
+ConnectionHandler = Callable[[bool, str | None], None]
+"""`on_connection(connected, reason)`: the link to the network was lost (False, with why) or
+is back (True, reason None). Called only on changes after the first connection, never for a
+`close` or `abort` on purpose; the node turns it into `broker_disconnected`/`_reconnected`."""
 SubscriptionHandler = Callable[[str, bytes], None]
 """`callback(topic_suffix, payload)` for a `subscribe`d topic; the suffix is below the cluster
 root (e.g. `events/3`). Called from the event loop, never inside `publish`; must not block."""
@@ -102,6 +106,7 @@ class Transport(ABC):
         self.on_message: MessageHandler | None = None
         self.on_drop: DropHandler | None = None
         self.on_malformed: MalformedHandler | None = None
+        self.on_connection: ConnectionHandler | None = None
         self._started = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -250,6 +255,14 @@ class Transport(ABC):
                 yield msg, verdict.delay
             else:
                 self._drop(msg, verdict.reason or "fault")
+
+    def _connection_changed(self, connected: bool, reason: str | None = None) -> None:
+        """Tell `on_connection` the link went down or came back; a failing handler is logged."""
+        if self.on_connection is not None:
+            try:
+                self.on_connection(connected, reason)
+            except Exception:
+                log.exception("on_connection handler of node %d failed", self.node_id)
 
     def _drop(self, msg: Message, reason: str) -> None:
         self.stats.dropped[reason] += 1

@@ -7,9 +7,10 @@ The only module of the package that imports aiomqtt. One connection per node:
 - `presence/{id}` holds a retained JSON `{"alive": true, ...}`; the last will replaces it with
   `"alive": false` when the connection dies without a goodbye, and `close` says goodbye.
 - A supervisor task keeps the connection: it reconnects with capped exponential backoff and
-  subscribes again. Per connection, one writer task drains the outbound queue and puts all
-  messages for one destination into one publish: aiomqtt manages ~17k awaited publishes/s per
-  client (DESIGN 8), so batching is what makes it fast.
+  subscribes again; `on_connection` hears when the link is lost and when it is back. Per
+  connection, one writer task drains the outbound queue and puts all messages for one
+  destination into one publish: aiomqtt manages ~17k awaited publishes/s per client
+  (DESIGN 8), so batching is what makes it fast.
 - While the broker is away the queue is bounded: the oldest Raft message makes room and is
   counted as dropped (`queue_full`).
 - With a cluster `secret`, every payload is signed when it goes out (in the writer, so a
@@ -254,6 +255,10 @@ class MqttTransport(Transport):
         self._client: aiomqtt.Client | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self._link_up = False
+        """A session is established (for `on_connection`: it hears changes, not attempts)."""
+        self._was_up = False
+        """Some session was established before: the next one is a reconnection."""
         self._backoff_rng = random.Random()
         # asyncio primitives are made in start(), inside the loop that will use them
         self._connected_ev: asyncio.Event | None = None
@@ -549,6 +554,9 @@ class MqttTransport(Transport):
                 _retrieve_disconnect_error(client)
             if self._closing:
                 break
+            if self._link_up:
+                self._link_up = False
+                self._connection_changed(False, self.last_error or "connection lost")
             await asyncio.sleep(self._backoff(attempt))
             attempt += 1
 
@@ -570,6 +578,10 @@ class MqttTransport(Transport):
         assert self._connected_ev is not None and self._first_outcome is not None
         self._connected_ev.set()
         self._first_outcome.set()
+        self._link_up = True
+        if self._was_up:  # before the writer starts: what it says is queued after the outage
+            self._connection_changed(True)
+        self._was_up = True
         reader = asyncio.create_task(self._read_loop(client))
         writer = asyncio.create_task(self._write_loop(client))
         try:

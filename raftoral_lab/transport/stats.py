@@ -35,6 +35,9 @@ class DropReason(StrEnum):
     """The transport was closed with the message still queued or delayed."""
     NO_HANDLER = "no_handler"
     """A message arrived before the node set `on_message`."""
+    UNKNOWN_GROUP = "unknown_group"
+    """A message of a Raft group the node does not host (counted by the node, which also
+    emits `message_ignored`): a group removed here, or one not added yet."""
     UNSIGNED = "unsigned"
     """A payload without signature reached a transport that has a cluster secret."""
     BAD_SIGNATURE = "bad_signature"

@@ -2,6 +2,7 @@
 
 raftoral/{cluster}/node/{id}/raft      Raft batches for node id (QoS 0)
 raftoral/{cluster}/node/{id}/rpc       requests to node id (QoS 1)
+raftoral/{cluster}/node/{id}/reply     answers to the requests node or client id made (QoS 1)
 raftoral/{cluster}/node/{id}/control   lab controls for node id (QoS 1)
 raftoral/{cluster}/events/{id}         node id's event stream
 raftoral/{cluster}/presence/{id}       retained liveness, with a last will
@@ -18,11 +19,14 @@ from raftoral_lab.errors import ConfigError
 ROOT = "raftoral"
 DEFAULT_CLUSTER = "lab"
 
-TopicKind = Literal["raft", "rpc", "control", "events", "presence"]
-NODE_CHANNELS: tuple[TopicKind, ...] = ("raft", "rpc", "control")
+TopicKind = Literal["raft", "rpc", "reply", "control", "events", "presence"]
+NODE_CHANNELS: tuple[TopicKind, ...] = ("raft", "rpc", "reply", "control")
 _CHANNEL_KIND: dict[str, TopicKind] = {k: k for k in NODE_CHANNELS}
 
 _CLUSTER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_MAX_ID_DIGITS = 19
+"""A node id in a topic has at most this many digits (client ids have 10): a longer one is
+no id of ours, and converting thousands of digits would raise instead of saying None."""
 
 
 def validate_cluster(name: object) -> str:
@@ -73,6 +77,9 @@ class Topics:
     def control(self, node: int) -> str:
         return f"{ROOT}/{self.cluster}/node/{validate_node_id(node)}/control"
 
+    def reply(self, node: int) -> str:
+        return f"{ROOT}/{self.cluster}/{reply_suffix(node)}"
+
     def events(self, node: int | None = None) -> str:
         """One node's event topic, or the filter for every node's events."""
         tail = "+" if node is None else str(validate_node_id(node))
@@ -104,26 +111,41 @@ class ParsedTopic:
 
 def parse_topic(topic: str) -> ParsedTopic | None:
     """Split a topic of the scheme into (cluster, kind, node); None for any other topic."""
-    parts = topic.split("/")
-    if len(parts) < 4 or parts[0] != ROOT or not _CLUSTER_RE.fullmatch(parts[1]):
+    parts = topic.split("/", 2)
+    if len(parts) < 3 or parts[0] != ROOT or not _CLUSTER_RE.fullmatch(parts[1]):
         return None
-    cluster = parts[1]
+    parsed = parse_suffix(parts[2])
+    return None if parsed is None else ParsedTopic(parts[1], *parsed)
+
+
+def parse_suffix(suffix: str) -> tuple[TopicKind, int] | None:
+    """(kind, node) of a topic below the cluster root, e.g. `node/3/reply` -> ("reply", 3),
+    as the node layer sees topics; None for any other suffix (a wildcard, a node id with a
+    sign, a leading zero or non-ASCII digits, an unknown channel)."""
+    parts = suffix.split("/")
     kind: TopicKind
-    if len(parts) == 5 and parts[2] == "node" and parts[4] in _CHANNEL_KIND:
-        kind = _CHANNEL_KIND[parts[4]]
-        node_text = parts[3]
-    elif len(parts) == 4 and parts[2] in ("events", "presence"):
-        kind = "events" if parts[2] == "events" else "presence"
-        node_text = parts[3]
+    if len(parts) == 3 and parts[0] == "node" and parts[2] in _CHANNEL_KIND:
+        kind = _CHANNEL_KIND[parts[2]]
+        node_text = parts[1]
+    elif len(parts) == 2 and parts[0] in ("events", "presence"):
+        kind = "events" if parts[0] == "events" else "presence"
+        node_text = parts[1]
     else:
         return None
     if (
         not node_text.isascii()
         or not node_text.isdigit()
         or (len(node_text) > 1 and node_text[0] == "0")
+        or len(node_text) > _MAX_ID_DIGITS
     ):
         return None
-    return ParsedTopic(cluster, kind, int(node_text))
+    return kind, int(node_text)
+
+
+def reply_suffix(node: int) -> str:
+    """`node/{id}/reply` below the cluster root: where node or client `id` hears the answers to
+    its requests (the `reply_to` of a request must be such a topic)."""
+    return f"node/{validate_node_id(node)}/reply"
 
 
 def validate_topic_filter(topic_filter: str) -> str:

@@ -1,18 +1,27 @@
 """Node processes run a user's workflows (issue 5, item 5): three `raftoral-lab node --app
 raftoral_lab.samples:app` processes on a private Mosquitto run 200 workflows, started by a
 client many at a time, while the leader is killed with `kill -9` twice (and restarted from its
-data directory each time). Every workflow completes once, with the right output."""
+data directory each time). Every workflow completes once, with the right output: each node
+records its events (`--record`, one file per process run) and none may start or complete an id
+twice, and each node's durable log, replayed, starts and ends every id exactly once."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from raftoral_lab.chaos.checks import check_workflows, read_logs, replay
+from raftoral_lab.chaos.workload import Expected, Job
 from raftoral_lab.cli.run import RemoteWorkflowError, workflow_call, workflow_result
+from raftoral_lab.events import EventBase
+from raftoral_lab.events.recording import load
 from raftoral_lab.node.client import ClusterClient
 from raftoral_lab.samples import Order, expected_receipt, expected_ten_steps
 from raftoral_lab.transport.mosquitto import MosquittoProcess
@@ -36,6 +45,15 @@ def founder(mosquitto: MosquittoProcess, tmp_path: Path, node_id: int) -> NodePr
     return support.founder(
         mosquitto.url, tmp_path, node_id, FOUNDERS, "--compact-every", "300", *APP
     )
+
+
+def start(process: NodeProcess, tmp_path: Path) -> None:
+    """Start (or restart) `process`, recording its events to a new file for this run."""
+    process.start("--record", str(recording(tmp_path, process.name, process.runs + 1)))
+
+
+def recording(tmp_path: Path, name: str, run: int) -> Path:
+    return tmp_path / f"{name}-run{run}.jsonl"
 
 
 def job(i: int) -> tuple[str, int, Any, Any]:
@@ -71,7 +89,7 @@ async def test_two_hundred_workflows_survive_two_leader_kills(
     nodes = {i: founder(mosquitto, tmp_path, i) for i in FOUNDERS}
     processes.extend(nodes.values())
     for process in nodes.values():
-        process.start()
+        start(process, tmp_path)
     with explained(processes):
         async with make_client(mosquitto.url) as client:
             await agreed_leader(client, FOUNDERS, timeout=30)
@@ -105,7 +123,7 @@ async def test_two_hundred_workflows_survive_two_leader_kills(
             async def killer() -> None:
                 for threshold in KILL_AFTER:
                     await wait_until(
-                        lambda t=threshold: len(results) >= t,
+                        lambda t=threshold: len(results) >= t,  # type: ignore[misc]
                         timeout=DEADLINE,
                         what=f"{threshold} workflows to complete",
                         detail=lambda: len(results),
@@ -115,7 +133,7 @@ async def test_two_hundred_workflows_survive_two_leader_kills(
                     killed.append(leader)
                     others = [n for n in FOUNDERS if n != leader]
                     await agreed_leader(client, others, timeout=30, not_=leader)
-                    nodes[leader].start()  # from its data directory
+                    start(nodes[leader], tmp_path)  # from its data directory
 
             await asyncio.gather(killer(), *(one(i) for i in range(WORKFLOWS)))
 
@@ -143,3 +161,67 @@ async def test_two_hundred_workflows_survive_two_leader_kills(
                 reply = await client.call(node, "workflow.get", timeout=10, workflow_id="wf-007")
                 assert reply["result"]["status"] == "completed", reply
                 assert reply["result"]["result"] == job(7)[3], reply
+
+            # none twice: stop the nodes, then read what they recorded and made durable
+            for process in nodes.values():
+                process.signal(signal.SIGTERM)
+            for process in nodes.values():
+                await process.wait_exit(30)
+        every_id = {"warm-up"} | {f"wf-{i:03d}" for i in range(WORKFLOWS)}
+        assert_recorded_once(tmp_path, nodes, every_id)
+        assert_durable_logs_run_each_once(nodes)
+
+
+def assert_recorded_once(tmp_path: Path, nodes: dict[int, NodeProcess], ids: set[str]) -> None:
+    """A process applies each committed entry once, so within one recording an id started or
+    completed twice is a workflow that ran twice (a restarted process applies again what came
+    after its snapshot: that is why the count is per recording). Every id was started and
+    completed somewhere, nothing failed, and a node that ran once from the first entry to the
+    last without installing a snapshot saw every id start and complete exactly once."""
+    started_anywhere: set[str] = set()
+    completed_anywhere: set[str] = set()
+    for node, process in nodes.items():
+        for run in range(1, process.runs + 1):
+            path = recording(tmp_path, process.name, run)
+            events = load(path).events
+            where = f"node {node}, run {run} ({path.name})"
+            started = Counter(workflow_ids(events, "workflow_started"))
+            completed = Counter(workflow_ids(events, "workflow_completed"))
+            assert max(started.values(), default=0) <= 1, (where, started.most_common(3))
+            assert max(completed.values(), default=0) <= 1, (where, completed.most_common(3))
+            other = workflow_ids(events, "workflow_failed") + workflow_ids(
+                events, "workflow_cancelled"
+            )
+            assert not other, (where, "ended otherwise", other[:5])
+            started_anywhere |= set(started)
+            completed_anywhere |= set(completed)
+            whole = process.runs == 1 and not any(e.kind == "snapshot_installed" for e in events)
+            if whole:
+                assert set(started) == set(completed) == ids, (where, len(started), len(completed))
+    assert started_anywhere == ids, sorted(started_anywhere ^ ids)[:5]
+    assert completed_anywhere == ids, sorted(completed_anywhere ^ ids)[:5]
+
+
+def workflow_ids(events: Iterable[EventBase], kind: str) -> list[str]:
+    return [str(getattr(e, "workflow_id", None)) for e in events if e.kind == kind]
+
+
+def assert_durable_logs_run_each_once(nodes: dict[int, NodeProcess]) -> None:
+    """Every node's snapshot and committed entries, applied to a fresh state machine, start
+    and end every id exactly once, with the expected result, and nothing else."""
+    logs, problems = read_logs({node: process.data_dir for node, process in nodes.items()})
+    assert not problems, problems
+    assert len(logs) == len(nodes)
+    warm_up = Expected("completed", expected_ten_steps(0))
+    jobs = {"warm-up": Job("warm-up", "ten_steps", 1, 0, warm_up)}
+    for i in range(WORKFLOWS):
+        name, version, value, expected = job(i)
+        workflow_id = f"wf-{i:03d}"
+        jobs[workflow_id] = Job(workflow_id, name, version, value, Expected("completed", expected))
+    replays = [replay(log) for log in logs]
+    problems = check_workflows(jobs, replays, acknowledged=jobs)
+    assert not problems, problems[:10]
+    for replayed in replays:
+        assert set(replayed.starts) == set(jobs), replayed.node
+        assert max(replayed.starts.values()) == 1, replayed.node
+        assert all(len(replayed.endings[w]) == 1 for w in jobs), replayed.node
