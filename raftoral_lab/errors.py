@@ -136,6 +136,12 @@ class InvalidWorkflowInput(WorkflowError, ValueError):
     """The input does not fit the workflow's declared input type; nothing was started."""
 
 
+class InvalidWorkflowOutput(WorkflowError, ValueError):
+    """The workflow returned a value that does not fit its declared output type (or is not
+    JSON data). The owner checks before it proposes the end, so the run commits as failed with
+    this type and every node's `run.result()` raises WorkflowFailed naming it."""
+
+
 class WorkflowIdConflict(WorkflowError):
     """A start reused the id of a workflow of another name or version."""
 

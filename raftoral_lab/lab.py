@@ -83,6 +83,7 @@ class Lab:
         sample_messages: float = 0.1,
         record: str | Path | None = None,
         message_events: bool = True,
+        max_events: int | None = None,
         execution_cluster_size: int | None = None,
         max_cluster_size: int | None = None,
         management_voters: int | None = None,
@@ -103,7 +104,15 @@ class Lab:
         (at most `max_cluster_size`), placed round-robin or by `placement`.
 
         `message_events` makes every node report each Raft message it sends and receives, so
-        the dashboard draws message rates; benchmarks turn it off."""
+        the dashboard draws message rates; benchmarks turn it off.
+
+        `max_events` keeps only the newest that many in `lab.events` (None: all of them), so
+        a long-running demo's memory stays flat; a reader that falls behind counts the rest
+        as lost (`events.trimmed`).
+
+        `retain_finished`: how many finished workflows every node remembers. It bounds "an id
+        never runs twice": after that many later workflows finished, an id is forgotten and
+        a start with it runs the workflow again, as a new run."""
         _check_arguments(
             nodes=nodes,
             tick_seconds=tick_seconds,
@@ -164,9 +173,9 @@ class Lab:
         """Each running node's scaled runtime (management and execution clusters), by id."""
         self._group_storages: dict[tuple[int, int], Storage] = {}
         self.retain_finished = retain_finished
-        self.events = EventLog()
-        """Every event of every node, in the order they happened in this process
-        (`lab.events.to_dataframe()`, `.filter(...)`)."""
+        self.events = EventLog(maxlen=max_events)
+        """Every event of every node (the newest `max_events` when set), in the order they
+        happened in this process (`lab.events.to_dataframe()`, `.filter(...)`)."""
         self.runtimes: dict[int, WorkflowRuntime] = {}
         self.publish_events = publish_events
         """Every node publishes its events on `events/{id}`, so an observer anywhere on the
@@ -340,8 +349,9 @@ class Lab:
         timeout: float = 10.0,
     ) -> WorkflowRun | RemoteRun:
         """Start (name, version) with `input` on `node` (default: the leader). Starting an id
-        that exists returns the existing run; it never runs twice. In a scaled lab the run
-        goes to an execution cluster (forwarded when `node` is not a member of it)."""
+        that exists returns the existing run; it never runs twice while the nodes remember it
+        (see `retain_finished`). In a scaled lab the run goes to an execution cluster
+        (forwarded when `node` is not a member of it)."""
         target = node if node is not None else (self.leader_id or self._any_alive())
         if self.policy is not None:
             return await self.scaled_runtime(target).start_workflow(

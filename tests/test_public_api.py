@@ -92,3 +92,55 @@ def test_star_import_gives_exactly_all(package: str) -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(raftoral_lab.__version__, str) and raftoral_lab.__version__
+
+
+def test_every_event_model_is_exported_from_events() -> None:
+    """Each kind of the event union can be matched on by its class, imported from `events`."""
+    import raftoral_lab.events as events
+
+    missing = sorted(
+        cls.__name__ for cls in events.EVENT_TYPES.values() if cls.__name__ not in events.__all__
+    )
+    assert not missing, f"event models not in raftoral_lab.events.__all__: {missing}"
+
+
+def test_workflow_io_errors_are_in_the_one_tree() -> None:
+    """Both ends of a workflow's typed boundary have their own error, caught as ValueError too."""
+    from raftoral_lab import errors
+
+    for name in ("InvalidWorkflowInput", "InvalidWorkflowOutput"):
+        error = getattr(errors, name, None)
+        assert isinstance(error, type), f"raftoral_lab.errors.{name} is missing"
+        assert issubclass(error, errors.WorkflowError) and issubclass(error, ValueError), name
+
+
+DASHBOARD_ALL = {
+    "ControlUnavailable",
+    "Controller",
+    "CountersView",
+    "Dashboard",
+    "FeedView",
+    "GatedController",
+    "LabController",
+    "LogsView",
+    "ObserverController",
+    "SimulationController",
+    "SimulatorControls",
+    "TiersView",
+    "TimelineView",
+    "TopologyView",
+    "WorkflowsView",
+    "lab_dashboard",
+    "replay_dashboard",
+    "simulation_dashboard",
+}
+
+
+def test_dashboard_all_is_exactly_the_documented_set() -> None:
+    """Its Panel classes (the page and one `Viewer` per picture) load lazily, with Panel."""
+    import raftoral_lab.dashboard as dashboard
+
+    actual = set(dashboard.__all__)
+    assert actual == DASHBOARD_ALL, f"dashboard.__all__ changed ({_diff(actual, DASHBOARD_ALL)})"
+    missing = [name for name in sorted(actual) if not hasattr(dashboard, name)]
+    assert not missing, f"raftoral_lab.dashboard.__all__ names what it does not define: {missing}"

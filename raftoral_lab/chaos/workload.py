@@ -75,7 +75,9 @@ class _Direct:
     def is_owner(self) -> bool:
         return True
 
-    async def op(self, key: str, produce: Producer) -> CommittedCheckpoint:
+    async def op(
+        self, key: str, produce: Producer, *, side_effect: bool = False, run_ahead: bool = True
+    ) -> CommittedCheckpoint:
         ordinal = self._ordinal
         self._ordinal += 1
         self._failure = None

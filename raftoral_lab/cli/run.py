@@ -32,9 +32,10 @@ RETRYABLE = frozenset(
 
 RESULT_SLICE = 5.0
 """Seconds the client waits for one `workflow.result` answer before it asks again (maybe
-another node: the one asked may have died). The request carries no `timeout` field: the
-runtime reads the field `timeout`, which `ClusterClient.call` cannot send (its own keyword),
-so the node holds the request until the workflow ends and a late answer is dropped."""
+another node: the one asked may have died). The request sends `wait`, half a second less
+than the slice (or the time left): the node holds the request at most that long, then
+answers WorkflowTimeout for a run still going, so the answer comes before the client gives
+up, and the client asks again."""
 
 
 class RemoteWorkflowError(WorkflowError):

@@ -246,7 +246,11 @@ class MessageDelivered(EventBase):
 
 
 class MessageDropped(EventBase):
-    """`reason`: "partition", "drop_rate", "filter", "malformed", "bad_signature", "node_down"."""
+    """`reason`: "partition" and "drop_rate" (the fault filter: lab partition, random loss);
+    "node_down" (simulator: the destination is crashed); "malformed" (a node refused a
+    payload); on nodes also the transport's other reasons ("queue_full", "too_large",
+    "disconnected", "unreachable", "closed", "no_handler") and its refusals of signed traffic
+    ("unsigned", "bad_signature", "replayed", "stale", "no_secret"); see `DropReason`."""
 
     kind: Literal["message_dropped"] = "message_dropped"
     message: str
@@ -419,6 +423,15 @@ class WorkflowDivergence(EventBase):
     actual_key: str
 
 
+class WorkflowRewound(EventBase):
+    """This owner's run went ahead of its commits and the log committed something else (it
+    lost the run meanwhile): it runs again from the start, on the `committed` values."""
+
+    kind: Literal["workflow_rewound"] = "workflow_rewound"
+    workflow_id: str
+    committed: int
+
+
 class WorkflowSleeping(EventBase):
     """`until` is a wall-clock time in seconds (or virtual time in a simulation)."""
 
@@ -463,6 +476,7 @@ WORKFLOW_KINDS: frozenset[str] = frozenset(
         "checkpoint_stale",
         "owner_changed",
         "workflow_divergence",
+        "workflow_rewound",
         "workflow_sleeping",
         "workflow_completed",
         "workflow_failed",
@@ -517,6 +531,7 @@ _AnyEvent: TypeAlias = (
     | CheckpointStale
     | OwnerChanged
     | WorkflowDivergence
+    | WorkflowRewound
     | WorkflowSleeping
     | WorkflowCompleted
     | WorkflowFailedEvent

@@ -11,8 +11,9 @@ async def process_order(ctx: WorkflowContext, order: Order) -> Receipt:
 The input and output types come from the function's annotations (or `input_type=` /
 `output_type=`): pydantic models, dataclasses or plain JSON types, anything a pydantic
 `TypeAdapter` takes. An input is validated where it enters the cluster (`start_workflow`), so a
-bad input fails there with a clear error and nothing is started; the output is turned into JSON
-on the owner and validated back into its type by `run.result()`.
+bad input fails there with a clear error and nothing is started. The output is validated and
+turned into JSON on the owner before it proposes the end (a wrong one ends the run as failed
+with InvalidWorkflowOutput), and validated back into its type by `run.result()`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from raftoral_lab.errors import (
     InvalidWorkflowInput,
+    InvalidWorkflowOutput,
     UnknownWorkflow,
     WorkflowDefinitionError,
     WorkflowError,
@@ -94,27 +96,17 @@ class WorkflowDefinition:
             if value is not None:
                 raise InvalidWorkflowInput(f"{where} takes no input, got {value!r}")
             return None
-        try:
-            if self.input_type is Any:
-                return to_json(value)
-            validated = adapter_for(self.input_type).validate_python(value)
-            return to_json(validated, self.input_type)
-        except ValidationError as error:
-            raise InvalidWorkflowInput(
-                f"bad input for {where}: {error.error_count()} problem(s): "
-                + "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}"
-                    for e in error.errors(include_url=False)
-                )
-            ) from None
-        except (TypeError, ValueError) as error:
-            raise InvalidWorkflowInput(f"input of {where} is not JSON data: {error}") from None
+        return _checked_json(value, self.input_type, InvalidWorkflowInput, "input", where)
 
     def input_from_json(self, data: Any) -> Any:
         return from_json(data, self.input_type)
 
     def output_to_json(self, value: object) -> Any:
-        return to_json(value, None if self.output_type is Any else self.output_type)
+        """Validate what the function returned and turn it into JSON; InvalidWorkflowOutput
+        otherwise. The owner calls it before proposing the end, so a wrong value becomes a
+        committed failure instead of a result that no node can read back."""
+        where = f"workflow {self.name!r} version {self.version}"
+        return _checked_json(value, self.output_type, InvalidWorkflowOutput, "output", where)
 
     def output_from_json(self, data: Any) -> Any:
         return from_json(data, self.output_type)
@@ -253,6 +245,14 @@ class WorkflowApp:
         return len(self._definitions)
 
 
+def _problems(error: ValidationError, what: str) -> str:
+    """pydantic's errors in one line: where (`what` for the top level) and what is wrong."""
+    return f"{error.error_count()} problem(s): " + "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}"
+        for e in error.errors(include_url=False)
+    )
+
+
 def _hints(fn: WorkflowFunction, name: str, version: int) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)
@@ -261,3 +261,17 @@ def _hints(fn: WorkflowFunction, name: str, version: int) -> dict[str, Any]:
             f"workflow {name!r} v{version}: cannot resolve the annotations of {fn.__name__} "
             f"({error}); define the types at module level or pass input_type= and output_type="
         ) from None
+
+
+def _checked_json(
+    value: object, type_: Any, error: type[WorkflowError], what: str, where: str
+) -> Any:
+    """`value` checked against `type_` (`Any`: only that it is JSON data), as JSON."""
+    try:
+        if type_ is Any:
+            return to_json(value)
+        return to_json(adapter_for(type_).validate_python(value), type_)
+    except ValidationError as problems:
+        raise error(f"bad {what} of {where}: {_problems(problems, what)}") from None
+    except (TypeError, ValueError) as problem:
+        raise error(f"{what} of {where} is not JSON data: {problem}") from None

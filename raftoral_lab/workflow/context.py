@@ -49,7 +49,9 @@ class Execution(Protocol):
     @property
     def is_owner(self) -> bool: ...
 
-    async def op(self, key: str, produce: Producer) -> CommittedCheckpoint: ...
+    async def op(
+        self, key: str, produce: Producer, *, side_effect: bool = False, run_ahead: bool = True
+    ) -> CommittedCheckpoint: ...
 
     def emit(self, kind: str, fields: dict[str, Any]) -> None: ...
 
@@ -201,7 +203,7 @@ class WorkflowContext:
                 except Exception as error:  # a result the log cannot carry fails the same way
                     return None, _remember(x, error)
 
-        committed = await x.op(key, produce)
+        committed = await x.op(key, produce, side_effect=True)
         if committed.error is not None:
             failure = CheckpointFailed(
                 x.workflow_id, key, committed.ordinal, committed.error.type, committed.error.message
@@ -214,7 +216,8 @@ class WorkflowContext:
         wakes at the same moment (and a node catching up later does not wait again)."""
         if seconds < 0:
             raise ValueError(f"sleep takes a non-negative number of seconds, got {seconds}")
-        committed = await self._x.op(SLEEP_KEY, _constant_call(lambda: time.time() + seconds))
+        wake_at = _constant_call(lambda: time.time() + seconds)
+        committed = await self._x.op(SLEEP_KEY, wake_at, run_ahead=False)
         until = float(committed.value)
         self._x.emit(
             "workflow_sleeping",

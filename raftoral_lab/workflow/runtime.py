@@ -66,9 +66,10 @@ from raftoral_lab.workflow.commands import (
     OwnerChange,
     Register,
     Start,
+    decode,
     encode,
 )
-from raftoral_lab.workflow.context import Producer, WorkflowContext
+from raftoral_lab.workflow.context import SLEEP_KEY, Producer, WorkflowContext
 from raftoral_lab.workflow.state_machine import (
     Change,
     CommittedCheckpoint,
@@ -144,7 +145,7 @@ class WorkflowRun:
     @property
     def consumed(self) -> int:
         """How many checkpoint operations this node's run has taken from the committed queue."""
-        return self.execution.ordinal if self.execution is not None else 0
+        return self.execution.consumed if self.execution is not None else 0
 
     def info(self) -> WorkflowInfo:
         return self.runtime.get_workflow(self.workflow_id)
@@ -193,6 +194,10 @@ class WorkflowRun:
         )
 
 
+class _Rewind(Exception):
+    """Raised into a run that went ahead on values the log then contradicted."""
+
+
 class _Execution:
     """This node's run of one workflow: the task running the function and its queue position."""
 
@@ -221,9 +226,21 @@ class _Execution:
         self.superseded = False
         self._failures: dict[int, BaseException] = {}
         self._in_op = False
+        self.ahead: dict[int, CommittedCheckpoint] = {}
+        """The operations this owner took its own value for before the log committed it
+        (see `_run_ahead`), by ordinal; each is checked against the committed one."""
+        self.ahead_lost = False
+        """A run-ahead proposal was refused or lost: `_settle` before going on."""
+        self.rewind = False
+        """The log committed something else than what this run went ahead with: run again."""
         self.task = asyncio.get_running_loop().create_task(
             self._main(), name=f"workflow-{run.workflow_id}-node-{self.node_id}"
         )
+
+    @property
+    def consumed(self) -> int:
+        """Operations taken from the committed queue (not those it is ahead with)."""
+        return self.ordinal - len(self.ahead)
 
     # --- the Execution protocol of context.py ---------------------------------------------------
 
@@ -241,9 +258,13 @@ class _Execution:
     def remember_failure(self, error: BaseException) -> None:
         self._failures[self.ordinal] = error
 
-    async def op(self, key: str, produce: Producer) -> CommittedCheckpoint:
+    async def op(
+        self, key: str, produce: Producer, *, side_effect: bool = False, run_ahead: bool = True
+    ) -> CommittedCheckpoint:
         """The committed value of this run's next operation: consumed if committed, else
-        (on the owner) produced and proposed, else waited for."""
+        (on the owner) produced and proposed, else waited for. A `side_effect` producer runs
+        only once everything before it is committed; without `run_ahead` the operation also
+        waits for its own commit (see `_run_ahead`)."""
         if self.fatal is not None:
             raise self.fatal
         if self._in_op:
@@ -253,12 +274,19 @@ class _Execution:
             )
         self._in_op = True
         try:
-            return await self._op(key, produce)
+            return await self._op(key, produce, side_effect, run_ahead)
         finally:
             self._in_op = False
 
-    async def _op(self, key: str, produce: Producer) -> CommittedCheckpoint:
+    async def _op(
+        self, key: str, produce: Producer, side_effect: bool, run_ahead: bool
+    ) -> CommittedCheckpoint:
         runtime = self.runtime
+        self._check_ahead()
+        if self.ahead_lost:
+            await self._settle()
+        if (side_effect or not run_ahead) and self.ahead:
+            await self.confirm_ahead()
         k = self.ordinal
         produced: tuple[Any, ErrorInfo | None] | None = None
         wait_epoch = 0  # after a stale answer: propose again only under a newer epoch
@@ -289,6 +317,9 @@ class _Execution:
                     "checkpoint_proposed",
                     {"workflow_id": self.workflow_id, "ordinal": k, "key": key, "epoch": epoch},
                 )
+                command = Checkpoint(self.workflow_id, k, key, value, epoch, error)
+                if run_ahead and runtime.leads() and k == len(self.seq) + len(self.ahead):
+                    return self._run_ahead(command)
                 answer = await runtime.propose(
                     Checkpoint(self.workflow_id, k, key, value, epoch, error)
                 )
@@ -318,6 +349,101 @@ class _Execution:
             "checkpoint_consumed", {"workflow_id": self.workflow_id, "ordinal": k, "key": key}
         )
         return committed
+
+    def _run_ahead(self, command: Checkpoint) -> CommittedCheckpoint:
+        """Propose `command` on this leader and go on with its value at once.
+
+        The owner's next operation then does not wait a commit round trip: its proposals go
+        into the log one after the other, in order, and leave in the same appends. The run
+        returns nothing before they are committed (`confirm_ahead` before the end), and a side
+        effect (`checkpoint_compute`) waits for them too, so an owner cut off from the others
+        runs at most the side effect it is in, as without running ahead. If the log commits
+        something else for one of them (this owner lost the run meanwhile and another computed
+        it differently), the run starts again from the committed values.
+        """
+        index, answer = self.runtime.propose_here(command)
+        carried = decode(encode(command))  # the value exactly as the log will hold it
+        assert isinstance(carried, Checkpoint)
+        mine = CommittedCheckpoint(
+            command.ordinal, command.key, carried.value, carried.error, command.epoch, index
+        )
+        self.ahead[command.ordinal] = mine
+        answer.add_done_callback(self._ahead_answered)
+        self.ordinal = command.ordinal + 1
+        return mine
+
+    def _ahead_answered(self, answer: asyncio.Future[object]) -> None:
+        committed = (
+            not answer.cancelled()
+            and answer.exception() is None
+            and isinstance(result := answer.result(), dict)
+            and result.get("result") == "committed"
+        )
+        if not committed:
+            self.ahead_lost = True
+        self.changed.set()
+
+    def absorb(self) -> None:
+        """Match what this run went ahead with against what is committed now: what agrees is
+        consumed; a difference makes the run start again (`rewind`, raised at its next step)."""
+        seq = self.seq
+        while self.ahead and not self.rewind and (k := min(self.ahead)) < len(seq):
+            mine = self.ahead.pop(k)
+            committed = seq[k]
+            if (committed.key, committed.value, committed.error) != (
+                mine.key,
+                mine.value,
+                mine.error,
+            ):
+                self.rewind = True
+            else:
+                self.runtime.emit(
+                    "checkpoint_consumed",
+                    {"workflow_id": self.workflow_id, "ordinal": k, "key": mine.key},
+                )
+
+    def _check_ahead(self) -> None:
+        self.absorb()
+        if self.rewind:
+            raise _Rewind(self.workflow_id)
+
+    async def _settle(self) -> None:
+        """After a lost run-ahead proposal: propose what this run went ahead with again, one
+        at a time, until the log holds all of it (or shows something else: `_Rewind`)."""
+        runtime = self.runtime
+        while True:
+            self.changed.clear()
+            self._check_ahead()
+            if not self.ahead:
+                self.ahead_lost = False
+                return
+            if runtime._stopped:
+                raise self.stop_reason or WorkflowAborted(f"node {self.node_id} stopped")
+            k = len(self.seq)
+            mine = self.ahead[k]
+            record = runtime.state_machine.get(self.workflow_id)
+            if record is None or not record.running:
+                raise self._ended_while_waiting(record, k, mine.key)
+            if runtime.acting_owner(record):
+                await runtime.propose(
+                    Checkpoint(self.workflow_id, k, mine.key, mine.value, record.epoch, mine.error)
+                )
+                continue  # committed, stale or lost: look again
+            await self.changed.wait()
+
+    async def confirm_ahead(self) -> None:
+        """Wait until the log holds every value this run went ahead with."""
+        while self.ahead:
+            self.changed.clear()
+            self._check_ahead()
+            if self.ahead_lost:
+                await self._settle()
+            elif self.ahead:
+                record = self.runtime.state_machine.get(self.workflow_id)
+                if record is None or not record.running:
+                    k = min(self.ahead)
+                    raise self._ended_while_waiting(record, k, self.ahead[k].key)
+                await self.changed.wait()
 
     def _ended_while_waiting(
         self, record: WorkflowRecord | None, ordinal: int, key: str
@@ -352,7 +478,21 @@ class _Execution:
             if record is None or not record.running:
                 return  # this node learned of the run after its end: nothing left to run
             value = self.definition.input_from_json(record.input)
-            output = await self.definition.call(WorkflowContext(self), value)
+            while True:
+                try:
+                    output = await self.definition.call(WorkflowContext(self), value)
+                    await self.confirm_ahead()
+                    if not self.rewind:  # (workflow code may have swallowed the _Rewind)
+                        break
+                except _Rewind:
+                    pass
+                self.runtime.emit(
+                    "workflow_rewound",
+                    {"workflow_id": self.workflow_id, "committed": len(self.seq)},
+                )
+                self.ordinal, self.rewind, self.ahead_lost = 0, False, False
+                self.ahead.clear()
+                self._failures.clear()
             try:
                 self.local = Outcome(
                     WorkflowStatus.COMPLETED, self.definition.output_to_json(output)
@@ -451,6 +591,7 @@ class WorkflowRuntime:
         if not self._started:
             self._started = True
             self.node.listeners.append(self._on_event)
+            self.node.announcers.append(self._announce)
             self._spawn(self._manage())
             self._reconcile()
         if self._registration is None:
@@ -634,8 +775,49 @@ class WorkflowRuntime:
             raise WorkflowAborted(f"node {self.node_id} cannot propose: {error}") from None
         return answer if isinstance(answer, dict) else {}
 
+    def leads(self) -> bool:
+        """Whether this node is the group's leader now (its proposals need no forwarding)."""
+        return self.node.group(self.group).raft.role is Role.LEADER
+
+    def propose_here(self, command: Command) -> tuple[int, asyncio.Future[object]]:
+        """Append `command` to this leader's log now: its index and the future answer."""
+        answer = self.node.propose_here(
+            encode(command), group=self.group, timeout=self.propose_timeout
+        )
+        return self.node.group(self.group).raft.log.last_index, answer
+
     def emit(self, kind: str, fields: dict[str, Any]) -> None:
         self.node.emit(self.group, kind, fields)
+
+    def _announce(self) -> None:
+        """Report each running workflow as this node knows it, for an observer that came late
+        (`Node.announce` calls this): what a ClusterView folds into the workflow's entry (name,
+        version, owner, committed checkpoints) and this node's own progress and sleep."""
+        if not self._started or self._stopped:
+            return
+        for record in self.state_machine.running():
+            wid = record.workflow_id
+            named = {"workflow_id": wid, "name": record.name, "version": record.version}
+            self.emit("workflow_started", {**named, "owner": record.owner})
+            if record.owner is not None and record.epoch > 1:  # a start gives epoch 1 at most
+                owner = {"workflow_id": wid, "owner": record.owner, "epoch": record.epoch}
+                self.emit("owner_changed", owner)
+            for cp in list(record.checkpoints):
+                op = {"workflow_id": wid, "ordinal": cp.ordinal, "key": cp.key}
+                self.emit("checkpoint_committed", {**op, "epoch": cp.epoch, "index": cp.index})
+            run = self._runs.get(wid)
+            execution = run.execution if run is not None else None
+            if execution is None or execution.finished:
+                continue
+            consumed = execution.seq[: execution.consumed]
+            for cp in consumed:
+                op = {"workflow_id": wid, "ordinal": cp.ordinal, "key": cp.key}
+                self.emit("checkpoint_consumed", op)
+            taken = execution.ordinal  # the last operation the run took: consumed, or ahead
+            last = execution.ahead.get(taken - 1) or (consumed[-1] if consumed else None)
+            if last is not None and last.key == SLEEP_KEY and not execution._in_op:
+                sleep = {"workflow_id": wid, "ordinal": last.ordinal, "until": float(last.value)}
+                self.emit("workflow_sleeping", sleep)
 
     def acting_owner(self, record: WorkflowRecord) -> bool:
         """Whether this node may compute and propose for `record` now.
@@ -674,12 +856,17 @@ class WorkflowRuntime:
         record = self.state_machine.get(workflow_id)
         if change == "started":
             if record is not None:
+                stale = self._runs.get(workflow_id)
+                if stale is not None and stale.done:
+                    # an id forgotten past `retain_finished`, started again: a new run
+                    del self._runs[workflow_id]
                 self._begin(record)
             self._dirty.set()
             return
         run = self._runs.get(workflow_id)
         execution = run.execution if run is not None else None
         if execution is not None:
+            execution.absorb()
             execution.changed.set()
         if change == "owner":
             self._dirty.set()

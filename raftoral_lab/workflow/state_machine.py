@@ -167,6 +167,12 @@ class WorkflowStateMachine:
 
     Use one instance per `Node` instance (a restarted node gets a new one, rebuilt from its
     storage). `retain_finished` must be the same on every node.
+
+    `retain_finished` bounds the memory of finished workflows, and with it "an id never runs
+    twice": once that many later workflows have finished, a finished id is forgotten, and a
+    start with that id is a new run that executes the function again. Keep it above the
+    number of workflows that can end while a caller may still retry a start, or use ids that
+    never come back.
     """
 
     def __init__(self, *, retain_finished: int = DEFAULT_RETAIN_FINISHED) -> None:

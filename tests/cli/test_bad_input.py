@@ -381,7 +381,14 @@ CASES: dict[str, tuple[list[str], list[tuple[str, st.SearchStrategy[str], tuple[
     ),
     "bench events": (
         ["bench", "events", "--proposals", "1", "--rounds", "1"],
-        [(f, bad_counts, (f,)) for f in ("--proposals", "--in-flight", "--rounds")],
+        [
+            *[(f, bad_counts, (f,)) for f in ("--proposals", "--in-flight", "--rounds")],
+            (
+                "--broker",
+                bad_urls.filter(lambda t: t not in ("memory", "mosquitto", "embedded")),
+                ("--broker",),
+            ),
+        ],
     ),
     "bench scale": (
         ["bench", "scale", "--nodes", "5", "--workflows", "1"],
@@ -401,6 +408,7 @@ CASES: dict[str, tuple[list[str], list[tuple[str, st.SearchStrategy[str], tuple[
         [
             *[(f, bad_counts, (f,)) for f in ("--nodes", "--entries", "--workflows", "--rate")],
             ("--seconds", bad_seconds, ("--seconds",)),
+            ("--workflow-rate", bad_seconds, ("--workflow-rate",)),
         ],
     ),
 }

@@ -189,3 +189,16 @@ def test_message_events_take_an_optional_msg_id() -> None:
     assert make("message_sent", fields).msg_id is None
     sent = make("message_sent", {**fields, "msg_id": 17})
     assert sent.msg_id == 17 and parse_event(event_to_json(sent)) == sent
+
+
+def test_the_drop_reasons_documented_are_reasons_producers_give() -> None:
+    """The transports' reasons, the node's `malformed` and the simulator's `node_down`: no
+    fault filter drops by message type, so no "filter" reason is named."""
+    import re
+
+    from raftoral_lab.events import MessageDropped
+    from raftoral_lab.transport.stats import DropReason
+
+    named = set(re.findall(r'"(\w+)"', MessageDropped.__doc__ or ""))
+    assert named <= {reason.value for reason in DropReason} | {"malformed", "node_down"}
+    assert {"partition", "drop_rate", "node_down", "malformed", "bad_signature"} <= named

@@ -292,3 +292,35 @@ async def test_sampled_message_events_carry_their_weight_so_counts_stay_right() 
     assert view.messages["append_entries"].sent == 100
     assert sum(view.links.values()) == 100
     await node.transport.close()
+
+
+async def test_a_broker_outage_is_published_in_order_once_the_broker_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The disconnect cannot reach the broker it is about: the publisher holds it and what
+    follows (the newest MAX_HELD), and hands them over, oldest first, when the broker is back."""
+    from raftoral_lab.events import parse_event
+
+    monkeypatch.setattr("raftoral_lab.node.publisher.MAX_HELD", 3)
+    net = MemoryNetwork()
+    node = Node(1, net.transport(1), voters=[1], tick_seconds=TICK)
+    await node.start()
+    lines: list[str] = []
+    publisher = EventPublisher(node, batch=False)
+    publisher._send = lines.extend  # type: ignore[method-assign]  # capture, no broker needed
+    node.emit(0, "node_joined", {})
+    node.transport._connection_changed(False, "broker gone")  # what the MQTT supervisor calls
+    for _ in range(5):
+        node.emit(0, "healed", {})
+    assert [parse_event(line).kind for line in lines] == ["node_joined"]  # all held
+    node.transport._connection_changed(True)
+    await node.stop()
+    events = [parse_event(line) for line in lines]
+    kinds = [e.kind for e in events if e.kind != "message_dropped"]
+    assert kinds == ["node_joined", "broker_disconnected", *["healed"] * 3, "broker_reconnected"]
+    assert publisher.lost == 2  # the two oldest of the outage made room; never the disconnect
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    disconnected = next(e for e in events if e.kind == "broker_disconnected")
+    assert disconnected.reason == "broker gone"  # type: ignore[attr-defined]
+    view = ClusterView(events)
+    assert view.nodes[1].broker_connected is True and view.nodes[1].broker_disconnects == 1

@@ -147,6 +147,39 @@ async def test_duplicate_start_with_the_same_id_runs_once(make_cluster: ClusterF
         await cluster.runtimes[1].start_workflow("other", 1, workflow_id="o-1")
 
 
+async def test_an_id_forgotten_past_retain_finished_runs_again_as_a_new_run(
+    make_cluster: ClusterFactory,
+) -> None:
+    """The documented limit of "never runs twice": with retain_finished=1, once another
+    workflow has finished, the first id is forgotten and starting it again is a new run, on
+    every node, with its own result (not the old handle's)."""
+    app = WorkflowApp()
+    bodies: Counter[tuple[int, int]] = Counter()
+
+    @app.workflow("echo")
+    async def echo(ctx: WorkflowContext, x: int) -> int:
+        bodies[(ctx.node_id, x)] += 1
+        return (await ctx.checkpoint("x", x)).value
+
+    cluster = await make_cluster(3, app, retain_finished=1)
+    first = await cluster.runtimes[1].start_workflow("echo", 1, 1, workflow_id="a")
+    assert await first.result(TIMEOUT) == 1
+    again = await cluster.runtimes[2].start_workflow("echo", 1, 5, workflow_id="a")
+    assert await again.result(TIMEOUT) == 1, "remembered: the existing run"
+    other = await cluster.runtimes[1].start_workflow("echo", 1, 2, workflow_id="b")
+    assert await other.result(TIMEOUT) == 2
+    await wait_until(
+        lambda: all(cluster.runtimes[n].state_machine.get("a") is None for n in (1, 2, 3)),
+        what="every node to forget 'a'",
+    )
+    rerun = await cluster.runtimes[2].start_workflow("echo", 1, 3, workflow_id="a")
+    for node in (1, 2, 3):
+        assert await cluster.run(node, "a").result(TIMEOUT) == 3, f"node {node}"
+    assert await rerun.result(TIMEOUT) == 3
+    assert await first.result(0) == 1, "a caller's old handle keeps the old outcome"
+    assert bodies == Counter({(n, x): 1 for n in (1, 2, 3) for x in (1, 2, 3)})
+
+
 async def test_result_after_completion_returns_at_once_on_every_node(
     make_cluster: ClusterFactory,
 ) -> None:
@@ -335,23 +368,41 @@ async def test_serve_answers_client_requests_with_json(make_cluster: ClusterFact
     async def fail(ctx: WorkflowContext) -> None:
         raise KeyError("missing")
 
+    release = asyncio.Event()
+
+    @app.workflow("held")
+    async def held(ctx: WorkflowContext) -> str:
+        await release.wait()
+        return (await ctx.checkpoint("done", "released")).value
+
     cluster = await make_cluster(3, app)
     serve = cluster.runtimes[2].serve
+    # `wait` is how long the node holds a result request for a run still going
+    await serve("workflow.start", {"name": "held", "version": 1, "workflow_id": "h"})
+    early = await asyncio.wait_for(
+        serve("workflow.result", {"workflow_id": "h", "wait": 0.05}), TIMEOUT
+    )  # a node that ignored `wait` would hold the request until the run ends: never, here
+    assert early["error"] == "WorkflowTimeout" and "within 0.05 s" in early["message"], early
+    release.set()
+    assert await serve("workflow.result", {"workflow_id": "h", "wait": TIMEOUT}) == {
+        "status": "completed",
+        "result": "released",
+    }
     started = await serve("workflow.start", {"name": "greet", "version": 1, "input": "ada"})
     wid = started["workflow_id"]
-    assert await serve("workflow.result", {"workflow_id": wid, "timeout": TIMEOUT}) == {
+    assert await serve("workflow.result", {"workflow_id": wid, "wait": TIMEOUT}) == {
         "status": "completed",
         "result": "hello ada",
     }
     assert (await serve("workflow.get", {"workflow_id": wid}))["status"] == "completed"
     failed = await serve("workflow.start", {"name": "fail", "version": 1, "workflow_id": "f"})
     assert failed["workflow_id"] == "f"
-    assert await serve("workflow.result", {"workflow_id": "f", "timeout": TIMEOUT}) == {
+    assert await serve("workflow.result", {"workflow_id": "f", "wait": TIMEOUT}) == {
         "status": "failed",
         "error": {"type": "KeyError", "message": "'missing'"},
     }
     listed = await serve("workflow.list", {})
-    assert [w["workflow_id"] for w in listed["workflows"]] == [wid, "f"]
+    assert [w["workflow_id"] for w in listed["workflows"]] == ["h", wid, "f"]
     assert (await serve("workflow.start", {"name": "nope", "version": 1}))["error"] == (
         "UnknownWorkflow"
     )

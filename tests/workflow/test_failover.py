@@ -177,6 +177,92 @@ async def test_a_node_lacking_a_version_never_owns_it(make_cluster: ClusterFacto
     assert cluster.runtimes[3].get_workflow("v1").owner == 1  # the leader has v1: it owns it
 
 
+async def test_when_the_owner_dies_a_node_lacking_the_version_never_takes_the_run(
+    make_cluster: ClusterFactory,
+) -> None:
+    """Node 1 lacks v2. The owner dies twice: once while node 1 leads (it must hand the run
+    to the other capable node), once when node 1 and one capable node are all that is left
+    (whoever leads, the capable node owns the run). The run ends right; node 1 never owns it,
+    never runs it, never computes a step of it."""
+    computed: Counter[tuple[int, str]] = Counter()
+    gates = [asyncio.Event(), asyncio.Event()]
+
+    def build(with_v2: bool) -> WorkflowApp:
+        app = WorkflowApp()
+
+        @app.workflow("phases", version=1)
+        async def v1(ctx: WorkflowContext, n: int) -> int:
+            return n
+
+        if with_v2:
+
+            @app.workflow("phases", version=2)
+            async def v2(ctx: WorkflowContext, n: int) -> int:
+                total = 0
+                for phase in range(3):
+                    if phase:
+                        await gates[phase - 1].wait()
+                    for i in range(3):
+
+                        def step(key: str = f"p{phase}-{i}", i: int = i) -> int:
+                            computed[(ctx.node_id, key)] += 1
+                            return n * i
+
+                        total += await ctx.checkpoint_compute(f"p{phase}-{i}", step)
+                return total
+
+        return app
+
+    cluster = await make_cluster(3, build(False), apps={2: build(True), 3: build(True)})
+    await cluster.transfer_leader(1)
+    await cluster.runtimes[1].start_workflow("phases", 2, 5, workflow_id="lack")
+    capable = [2, 3]
+    await wait_until(
+        lambda: all(cluster.runs_consumed(n, "lack") == 3 for n in capable),
+        what="the capable nodes at the first gate",
+    )
+    first = cluster.runtimes[1].get_workflow("lack").owner
+    assert first in capable
+    second = next(n for n in capable if n != first)
+
+    # the owner, a follower, dies while the lacking node leads: it hands the run on
+    await cluster.kill(first)
+    await wait_until(
+        lambda: cluster.runtimes[1].get_workflow("lack").owner == second,
+        what=f"the leader to move the run to node {second}",
+        detail=lambda: cluster.runtimes[1].get_workflow("lack"),
+    )
+    gates[0].set()
+    await wait_until(lambda: cluster.runs_consumed(second, "lack") == 6, what="the second gate")
+
+    # the first owner comes back; the new owner leads, then dies: only 1 and `first` are left
+    await cluster.restart(first)
+    await wait_until(lambda: cluster.runs_consumed(first, "lack") == 6, what="the restarted run")
+    await cluster.transfer_leader(second)
+    await cluster.kill(second)
+    await cluster.wait_for_leader(exclude={second})
+    await wait_until(
+        lambda: cluster.runtimes[1].get_workflow("lack").owner == first,
+        what=f"the run to move back to node {first}",
+        detail=lambda: cluster.runtimes[1].get_workflow("lack"),
+    )
+    gates[1].set()
+    expected = 3 * 5 * (0 + 1 + 2)
+    assert await cluster.run(first, "lack").result(TIMEOUT) == expected
+    assert await cluster.run(1, "lack").result(TIMEOUT) == expected
+    await cluster.restart(second)
+    assert await cluster.run(second, "lack").result(TIMEOUT) == expected
+
+    started = cluster.events_of("workflow_started", workflow_id="lack")
+    changed = cluster.events_of("owner_changed", workflow_id="lack")
+    owners = [e.owner for e in started + changed]  # type: ignore[attr-defined]
+    assert 1 not in owners, owners
+    assert {e.owner for e in changed} == {first, second}  # type: ignore[attr-defined]
+    assert cluster.run(1, "lack").execution is None, "node 1 never ran v2"
+    assert {node for node, _ in computed} <= set(capable)
+    assert {key for _, key in computed} == {f"p{p}-{i}" for p in range(3) for i in range(3)}
+
+
 JOB_STEPS = 40
 JOB_TOTAL = sum(range(JOB_STEPS))
 
@@ -187,11 +273,15 @@ async def test_many_workflows_survive_two_leader_kills(make_cluster: ClusterFact
     only when a failover could have fallen inside it."""
     app = WorkflowApp()
     computed: Counter[tuple[str, int]] = Counter()
+    # every run waits at these steps (no side effect: on every node) until its kill is done
+    gates = {10: asyncio.Event(), 20: asyncio.Event()}
 
     @app.workflow("job")
     async def job(ctx: WorkflowContext, n: int) -> int:
         acc = await ctx.checkpoint("acc", 0)
         for i in range(JOB_STEPS):
+            if i in gates:
+                await gates[i].wait()
 
             def step(i: int = i) -> int:
                 computed[(ctx.workflow_id, i)] += 1
@@ -209,18 +299,20 @@ async def test_many_workflows_survive_two_leader_kills(make_cluster: ClusterFact
         )
     )
     killed: list[int] = []
-    for kill in (1, 2):
+    for kill, gate in enumerate(gates.values(), start=1):
         leader = await cluster.wait_for_leader(exclude=killed)
-        # kill while the runs are under way under this leader
+        # kill while the runs are under way under this leader: each at its gate, with the
+        # checkpoint before it and two per step (compute and set) consumed
         await wait_until(
             lambda leader=leader, kill=kill: all(  # type: ignore[misc]
-                cluster.run(leader, r.workflow_id).consumed >= 10 * kill for r in runs
+                cluster.run(leader, r.workflow_id).consumed >= 1 + 2 * 10 * kill for r in runs
             ),
             what=f"every run under way before kill {kill}",
         )
         assert not any(cluster.run(leader, r.workflow_id).done for r in runs)
         await cluster.kill(leader)
         killed.append(leader)
+        gate.set()
     survivors = cluster.alive()
     for run in runs:
         n = int(run.workflow_id.split("-")[1])
