@@ -1,7 +1,8 @@
 """Sample workflows for node processes: `raftoral-lab node --app raftoral_lab.samples:app`.
 
 - `ten_steps` v1: ten `checkpoint_compute` steps on an integer (the benchmark's workflow);
-  `expected_ten_steps(n)` is its result, for checks.
+  `expected_ten_steps(n)` is its result, for checks;
+- `ten_sets` v1: the same result from ten plain checkpoints (a value and nine `set`s);
 - `process_order` v1: an order with a status variable, a price lookup and an inventory check;
   an unknown item fails the workflow with a `LookupError` (every node sees the same failure).
 
@@ -47,6 +48,16 @@ async def ten_steps(ctx: WorkflowContext, n: int) -> int:
     for index in range(STEPS):
         value = await ctx.checkpoint_compute(f"step-{index}", functools.partial(step, value, index))
     return value
+
+
+@app.workflow("ten_sets", version=1)
+async def ten_sets(ctx: WorkflowContext, n: int) -> int:
+    """`ten_steps` with plain values instead of `checkpoint_compute`: no side effect, so the
+    owner runs ahead of its commits (same result)."""
+    value = await ctx.checkpoint("value", n)
+    for index in range(STEPS - 1):
+        await value.set(step(value.value, index))
+    return step(value.value, STEPS - 1)
 
 
 class Order(BaseModel):

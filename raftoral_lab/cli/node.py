@@ -178,8 +178,14 @@ async def _main(args: argparse.Namespace) -> int:
         except OSError as error:
             raise ConfigError(f"--record {args.record}: cannot write it: {error}") from None
         node.listeners.append(recorder.record)
-    await node.start()
     runtime: WorkflowRuntime | ScaledRuntime | None = None
+    if app is not None and policy is None:
+        # the handlers are there before the node answers its first request: a client that
+        # asks a (re)started node at once must not be told the op is unknown
+        runtime = WorkflowRuntime(node, app)
+        for op in WorkflowRuntime.RPC_OPS:
+            node.rpc_handlers[op] = functools.partial(runtime.serve, op)
+    await node.start()
     if app is not None and policy is not None:
         runtime = ScaledRuntime(
             node,
@@ -194,13 +200,10 @@ async def _main(args: argparse.Namespace) -> int:
             f"(management group of {args.management_voters} voters)",
             flush=True,
         )
-    if app is not None and runtime is None:
-        runtime = WorkflowRuntime(node, app)
-        for op in WorkflowRuntime.RPC_OPS:
-            node.rpc_handlers[op] = functools.partial(runtime.serve, op)
+    if isinstance(runtime, WorkflowRuntime):
         # registration is committed in the background (a joiner is not a voter yet)
         await runtime.start(wait=False)
-        pairs = ", ".join(f"{name} v{version}" for name, version in app.pairs())
+        pairs = ", ".join(f"{name} v{version}" for name, version in runtime.app.pairs())
         print(f"node {node_id}: running workflows of {args.app}: {pairs}", flush=True)
     print(f"node {node_id} of cluster {args.cluster!r} on {args.broker}: {how}", flush=True)
     await stop.wait()

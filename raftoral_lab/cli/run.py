@@ -26,9 +26,17 @@ from raftoral_lab.errors import ConfigError, NodeError, WorkflowError
 from raftoral_lab.node.client import ClusterClient, client_id
 
 RETRYABLE = frozenset(
-    {"WorkflowAborted", "ProposalTimeout", "NodeError", "WorkflowTimeout", "TransportError"}
+    {
+        "WorkflowAborted",
+        "ProposalTimeout",
+        "NodeError",
+        "WorkflowTimeout",
+        "TransportError",
+        "retry",
+    }
 )
-"""Remote errors that say "ask again" (a node stopping, a leader change), not "you are wrong"."""
+"""Remote errors that say "ask again" (a node starting or stopping, a leader change), not
+"you are wrong"."""
 
 RESULT_SLICE = 5.0
 """Seconds the client waits for one `workflow.result` answer before it asks again (maybe

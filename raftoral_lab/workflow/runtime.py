@@ -724,6 +724,8 @@ class WorkflowRuntime:
         - workflow.get {workflow_id} -> the WorkflowInfo as JSON; workflow.list -> {workflows}
         - workflow.cancel {workflow_id} -> {cancelled: bool}
         """
+        if not self._started:  # a node answers requests from the moment it is connected
+            return {"error": "retry", "message": f"node {self.id}: the runtime is starting"}
         try:
             if op == "workflow.start":
                 run = await self.start_workflow(

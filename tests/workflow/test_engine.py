@@ -450,3 +450,24 @@ async def test_the_event_stream_tells_the_run(make_cluster: ClusterFactory) -> N
             assert middle.index(("checkpoint_committed", ordinal)) < middle.index(
                 ("checkpoint_consumed", ordinal)
             )
+
+
+async def test_a_runtime_not_started_yet_tells_clients_to_ask_again() -> None:
+    """A node answers requests from the moment it is connected; its runtime may start a moment
+    later. A client asking in between is told to retry, not that the op is unknown."""
+    from raftoral_lab.cli.run import RETRYABLE
+    from raftoral_lab.node import Node
+    from raftoral_lab.transport.memory import MemoryNetwork
+    from raftoral_lab.workflow import WorkflowRuntime, WorkflowStateMachine
+
+    app = WorkflowApp()
+
+    @app.workflow("w")
+    async def w(ctx: WorkflowContext) -> int:
+        return 1
+
+    node = Node(1, MemoryNetwork().transport(1), voters=[1], state_machine=WorkflowStateMachine())
+    runtime = WorkflowRuntime(node, app)
+    answer = await runtime.serve("workflow.start", {"name": "w", "version": 1})
+    assert answer["error"] in RETRYABLE, answer
+    assert "starting" in answer["message"]
