@@ -10,15 +10,11 @@ the Raft paper's Figure 8). A strip under each row shows the whole log by term.
 
 from __future__ import annotations
 
-from typing import Any
-
-import panel as pn
 import param
-from panel.viewable import Viewer
 
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.model import Model
-from raftoral_lab.dashboard.panes import card, html_pane, set_html
+from raftoral_lab.dashboard.panes import PictureView
 from raftoral_lab.dashboard.roles import looks, replica_of
 
 WIDTH = 1400
@@ -240,26 +236,16 @@ def render_log_legend() -> str:
     )
 
 
-class LogsView(Viewer):
+class LogsView(PictureView):
     """The logs card of one Raft group, one row per node; `refresh()` redraws it."""
 
+    title = "Logs"
+    subtitle = "one row per node; the number in an entry is its term"
+    pane_class = "logs-pane"
     group = param.Integer(default=0, bounds=(0, None), doc="The Raft group drawn.")
 
-    def __init__(self, model: Model, **params: Any) -> None:
-        super().__init__(**params)
-        self.model = model
-        self.pane = html_pane(css_classes=["logs-pane"])
-        self._layout = card(
-            "Logs",
-            self.pane,
-            html_pane(render_log_legend()),
-            subtitle="one row per node; the number in an entry is its term",
-        )
-        self.refresh()
+    def draw(self) -> str:
+        return render_logs(self.model, self.group)
 
-    def refresh(self) -> None:
-        """Redraw from the model (only a changed picture reaches the browser)."""
-        set_html(self.pane, render_logs(self.model, self.group))
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
+    def legend(self) -> str:
+        return render_log_legend()

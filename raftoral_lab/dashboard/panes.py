@@ -10,11 +10,13 @@ costs the browser nothing.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import Any, ClassVar
 
 import panel as pn
+from panel.viewable import Viewer
 
 from raftoral_lab.dashboard import theme
+from raftoral_lab.dashboard.model import Model
 
 _extension_loaded = False
 
@@ -51,3 +53,34 @@ def set_html(pane: pn.pane.HTML, html: str) -> None:
     """Show `html` in `pane`; nothing reaches the browser when it is already shown."""
     if pane.object != html:
         pane.object = html
+
+
+class PictureView(Viewer):
+    """A card with one drawing and its legend, redrawn from the model by `refresh()`: what
+    the topology, the timeline and the logs each are. A subclass says what to draw."""
+
+    title: ClassVar[str] = ""
+    subtitle: ClassVar[str] = ""
+    pane_class: ClassVar[str] = ""
+    """The CSS class of the drawing's pane (pages and tests find the picture by it)."""
+
+    def __init__(self, model: Model, **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        self.pane = html_pane(css_classes=[self.pane_class])
+        self._layout = card(self.title, self.pane, html_pane(self.legend()), subtitle=self.subtitle)
+        self.refresh()
+
+    def draw(self) -> str:
+        """The picture, as SVG in HTML."""
+        raise NotImplementedError
+
+    def legend(self) -> str:
+        return ""
+
+    def refresh(self) -> None:
+        """Redraw from the model (only a changed picture reaches the browser)."""
+        set_html(self.pane, self.draw())
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

@@ -13,12 +13,9 @@ import math
 import time
 from typing import Any
 
-import panel as pn
-from panel.viewable import Viewer
-
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.model import Model, ReplayModel
-from raftoral_lab.dashboard.panes import card, html_pane, set_html
+from raftoral_lab.dashboard.panes import PictureView
 from raftoral_lab.dashboard.roles import looks
 
 WIDTH = 820
@@ -226,38 +223,30 @@ def render_timeline_legend() -> str:
     )
 
 
-class TimelineView(Viewer):
+class TimelineView(PictureView):
     """The terms-and-leaders card: one timeline per Raft group (a management group and
     execution groups each elect their own leaders). `refresh()` redraws it; live, the
     dashboard also calls it about once a second between events, as time goes on."""
 
+    title = "Terms and leaders"
+    subtitle = "who led when; elections marked"
+    pane_class = "timeline-pane"
+
     def __init__(self, model: Model, **params: Any) -> None:
-        super().__init__(**params)
-        self.model = model
         self.drawn_at = 0.0
         """`time.monotonic()` of the last redraw."""
-        self.pane = html_pane(css_classes=["timeline-pane"])
-        self._layout = card(
-            "Terms and leaders",
-            self.pane,
-            html_pane(render_timeline_legend()),
-            subtitle="who led when; elections marked",
-        )
-        self.refresh()
+        super().__init__(model, **params)
 
-    def refresh(self) -> None:
-        """Redraw from the model (only a changed picture reaches the browser)."""
+    def draw(self) -> str:
         self.drawn_at = time.monotonic()
         groups = self.model.view.groups() or [0]
         if len(groups) == 1:
-            set_html(self.pane, render_timeline(self.model, groups[0]))
-            return
-        parts = [
+            return render_timeline(self.model, groups[0])
+        return "".join(
             f'<div class="note" style="font-weight:700;margin-top:6px">group {g}</div>'
             + render_timeline(self.model, g)
             for g in groups
-        ]
-        set_html(self.pane, "".join(parts))
+        )
 
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
+    def legend(self) -> str:
+        return render_timeline_legend()

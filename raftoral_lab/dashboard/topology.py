@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import Any
 
-import panel as pn
 import param
-from panel.viewable import Viewer
 
 from raftoral_lab.dashboard import theme
 from raftoral_lab.dashboard.model import Model
-from raftoral_lab.dashboard.panes import card, html_pane, set_html
+from raftoral_lab.dashboard.panes import PictureView
 from raftoral_lab.dashboard.roles import NodeLook, looks, sides
 
 WIDTH = 700
@@ -256,27 +253,17 @@ def render_legend() -> str:
     return f'<div class="legend">{chips}</div>'
 
 
-class TopologyView(Viewer):
+class TopologyView(PictureView):
     """The topology card of one Raft group: `pn.panel(TopologyView(model))` alone, or part
     of the dashboard, which calls `refresh()` when new events were folded."""
 
+    title = "Topology"
+    subtitle = "roles, partitions, message rates"
+    pane_class = "topology-pane"
     group = param.Integer(default=0, bounds=(0, None), doc="The Raft group drawn.")
 
-    def __init__(self, model: Model, **params: Any) -> None:
-        super().__init__(**params)
-        self.model = model
-        self.pane = html_pane(css_classes=["topology-pane"])
-        self._layout = card(
-            "Topology",
-            self.pane,
-            html_pane(render_legend()),
-            subtitle="roles, partitions, message rates",
-        )
-        self.refresh()
+    def draw(self) -> str:
+        return render_topology(self.model, self.group)
 
-    def refresh(self) -> None:
-        """Redraw from the model (only a changed picture reaches the browser)."""
-        set_html(self.pane, render_topology(self.model, self.group))
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
+    def legend(self) -> str:
+        return render_legend()
