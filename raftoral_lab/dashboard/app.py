@@ -131,9 +131,10 @@ class Dashboard(Viewer):
             self.tiers,
             pn.Row(
                 pn.Column(self.topology, width=720),
-                pn.Column(self.timeline, self.counters, sizing_mode="stretch_width"),
+                pn.Column(self.counters, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
+            self.timeline,  # the whole width: its time axis and names stay readable
             self.logs,
             self.workflows,
             self.feed,
