@@ -399,3 +399,21 @@ BRIEF = ("role", "term", "leader", "commit_index", "applied_index", "last_index"
 def brief(status: dict[str, Any] | None) -> dict[str, Any] | None:
     """The parts of a status reply worth showing in a failure message."""
     return None if status is None else {k: status.get(k) for k in BRIEF}
+
+
+async def status_command(broker_url: str) -> str:
+    """The output of `raftoral-lab status` for the test's cluster."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "raftoral_lab.cli.main", "status", "--cluster", CLUSTER,
+        "--broker", broker_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    return text

@@ -5,9 +5,7 @@ on disk; and `raftoral-lab status` prints what the nodes answer to `status`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ from raftoral_lab.storage import SQLiteStorage
 from raftoral_lab.transport.mosquitto import MosquittoProcess
 
 from .support import (
-    CLUSTER,
     NodeProcess,
     agreed_leader,
     caught_up,
@@ -26,6 +23,7 @@ from .support import (
     founder,
     make_client,
     node_status,
+    status_command,
     statuses,
     wait_until,
 )
@@ -130,19 +128,7 @@ async def test_a_crash_control_ends_the_process_and_a_restart_resumes_its_state(
 
 async def status_table(mosquitto: MosquittoProcess) -> dict[int, dict[str, str]]:
     """`raftoral-lab status` for the test's cluster, as {node: {column: cell}}."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "raftoral_lab.cli.main", "status", "--cluster", CLUSTER,
-        "--broker", mosquitto.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, text
+    text = await status_command(mosquitto.url)
     lines = text.splitlines()
     (header_at,) = (i for i, line in enumerate(lines) if line.split()[:2] == ["node", "role"])
     header = lines[header_at].split()

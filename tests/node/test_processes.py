@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,13 +18,13 @@ from raftoral_lab.transport.mosquitto import MosquittoProcess
 
 from . import support
 from .support import (
-    CLUSTER,
     NodeProcess,
     agreed_leader,
     caught_up,
     explained,
     make_client,
     node_status,
+    status_command,
     statuses,
     wait_until,
 )
@@ -44,24 +43,6 @@ def founder(mosquitto: MosquittoProcess, tmp_path: Path, node_id: int) -> NodePr
 async def client_of(mosquitto: MosquittoProcess) -> AsyncIterator[ClusterClient]:
     async with make_client(mosquitto.url) as client:
         yield client
-
-
-async def status_command(mosquitto: MosquittoProcess) -> str:
-    """The output of `raftoral-lab status` for the test's cluster."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "raftoral_lab.cli.main", "status", "--cluster", CLUSTER,
-        "--broker", mosquitto.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, text
-    return text
 
 
 async def propose_many(client: ClusterClient, prefix: str, count: int) -> int:
@@ -198,7 +179,7 @@ async def test_ctrl_c_removes_a_node_from_the_voters(
             await caught_up(client, FOUNDERS, at_least=last)
 
             # `raftoral-lab status` shows the same picture
-            table = await status_command(mosquitto)
+            table = await status_command(mosquitto.url)
             rows = [line.split() for line in table.splitlines()]
             roles = {int(r[0]): r[1] for r in rows if r and r[0].isdigit()}
             assert roles == {n: "leader" if n == leader else "follower" for n in FOUNDERS}, table
