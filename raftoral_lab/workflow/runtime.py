@@ -230,7 +230,7 @@ class _Execution:
         """The operations this owner took its own value for before the log committed it
         (see `_run_ahead`), by ordinal; each is checked against the committed one."""
         self.ahead_lost = False
-        """A run-ahead proposal was refused or lost: `_settle` before going on."""
+        """A run-ahead proposal was refused or lost: `confirm_ahead` proposes again."""
         self.rewind = False
         """The log committed something else than what this run went ahead with: run again."""
         self.task = asyncio.get_running_loop().create_task(
@@ -283,9 +283,7 @@ class _Execution:
     ) -> CommittedCheckpoint:
         runtime = self.runtime
         self._check_ahead()
-        if self.ahead_lost:
-            await self._settle()
-        if (side_effect or not run_ahead) and self.ahead:
+        if self.ahead_lost or ((side_effect or not run_ahead) and self.ahead):
             await self.confirm_ahead()
         k = self.ordinal
         produced: tuple[Any, ErrorInfo | None] | None = None
@@ -407,9 +405,10 @@ class _Execution:
         if self.rewind:
             raise _Rewind(self.workflow_id)
 
-    async def _settle(self) -> None:
-        """After a lost run-ahead proposal: propose what this run went ahead with again, one
-        at a time, until the log holds all of it (or shows something else: `_Rewind`)."""
+    async def confirm_ahead(self) -> None:
+        """Wait until the log holds every value this run went ahead with. After a lost
+        proposal (`ahead_lost`) the owner proposes them again, one at a time. `_Rewind` when
+        the log shows something else."""
         runtime = self.runtime
         while True:
             self.changed.clear()
@@ -419,31 +418,17 @@ class _Execution:
                 return
             if runtime._stopped:
                 raise self.stop_reason or WorkflowAborted(f"node {self.node_id} stopped")
-            k = len(self.seq)
+            k = min(self.ahead)  # the next ordinal to commit: they are in order
             mine = self.ahead[k]
             record = runtime.state_machine.get(self.workflow_id)
             if record is None or not record.running:
                 raise self._ended_while_waiting(record, k, mine.key)
-            if runtime.acting_owner(record):
+            if self.ahead_lost and runtime.acting_owner(record):
                 await runtime.propose(
                     Checkpoint(self.workflow_id, k, mine.key, mine.value, record.epoch, mine.error)
                 )
                 continue  # committed, stale or lost: look again
             await self.changed.wait()
-
-    async def confirm_ahead(self) -> None:
-        """Wait until the log holds every value this run went ahead with."""
-        while self.ahead:
-            self.changed.clear()
-            self._check_ahead()
-            if self.ahead_lost:
-                await self._settle()
-            elif self.ahead:
-                record = self.runtime.state_machine.get(self.workflow_id)
-                if record is None or not record.running:
-                    k = min(self.ahead)
-                    raise self._ended_while_waiting(record, k, self.ahead[k].key)
-                await self.changed.wait()
 
     def _ended_while_waiting(
         self, record: WorkflowRecord | None, ordinal: int, key: str
